@@ -1,0 +1,5 @@
+import sys
+
+from sslseg.cli.main import main
+
+sys.exit(main())

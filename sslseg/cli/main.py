@@ -1,0 +1,57 @@
+"""``sslseg`` command line: one sub-command per module in ``sslseg.cli``, user errors as two lines, not a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from sslseg import __version__
+from sslseg.errors import SSLSegError
+
+#: Modules that each define ``register(subparsers)``; the parser they add sets ``run=callable(args) -> int``.
+COMMAND_MODULES = (
+    "sslseg.cli.synth_command",
+    "sslseg.cli.info_command",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sslseg",
+        description="Self-supervised pretraining and UNETR organ segmentation for 3-D CT and MR volumes.",
+    )
+    parser.add_argument("--version", action="version", version=f"sslseg {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks and debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO, format="%(levelname)s: %(message)s", stream=sys.stderr
+    )
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except SSLSegError as error:
+        if args.debug:
+            raise
+        print(f"error: {error.message}", file=sys.stderr)
+        if error.hint:
+            print(f"hint: {error.hint}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
