@@ -25,13 +25,14 @@ class DicomSeries:
     @property
     def label(self) -> str:
         """How the series is named in messages and listings."""
-        return f"{self.folder} [series {self.series_uid}]"
+        return f"{self.folder} [DICOM series {self.series_uid}]" if self.series_uid else f"{self.folder} [DICOM]"
 
 
 def find_series(folder: Path) -> list[DicomSeries]:
     """Every DICOM series stored directly in ``folder`` (not in its sub-folders)."""
     import SimpleITK as sitk
 
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # "No Series were found" is an answer here, not a warning
     reader = sitk.ImageSeriesReader()
     series = []
     for uid in reader.GetGDCMSeriesIDs(str(folder)) or ():
