@@ -10,6 +10,7 @@ from pathlib import Path
 from sslseg.errors import SSLSegError, VolumeReadError
 from sslseg.io import dicom
 from sslseg.io.formats import is_volume_file
+from sslseg.io.label_paths import is_label_path
 from sslseg.io.volume_io import SUPPORTED, read_volume
 from sslseg.volume import Volume, display_name
 
@@ -75,12 +76,14 @@ def scan_folder(folder: str | Path) -> ScanResult:
     return result
 
 
-def find_volumes(folder: str | Path) -> list[VolumeSource]:
-    """The volumes under ``folder``; an error naming the folder when there are none."""
-    result = scan_folder(folder)
-    if not result.sources:
+def find_volumes(folder: str | Path, include_labels: bool = False) -> list[VolumeSource]:
+    """The volumes under ``folder``, label maps left out unless asked for; an error when there are none."""
+    sources = scan_folder(folder).sources
+    if not include_labels:
+        sources = [s for s in sources if s.is_dicom or not is_label_path(s.path)]
+    if not sources:
         raise VolumeReadError(f"{folder} holds no volumes", f"put {SUPPORTED} files in it")
-    return result.sources
+    return sources
 
 
 def _add_dicom_series(directory: Path, result: ScanResult) -> set[Path]:

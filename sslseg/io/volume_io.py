@@ -44,11 +44,12 @@ def read_volume(path: str | Path, series_uid: str | None = None) -> Volume:
     return _checked_itk(image, VolumeMeta(source=str(path)), path)
 
 
-def write_volume(volume: Volume, path: str | Path, overwrite: bool = False) -> Path:
+def write_volume(volume: Volume, path: str | Path, overwrite: bool = False, header: dict[str, str] | None = None) -> Path:
     """Write to ``.nii.gz``/``.nii`` (nibabel) or ``.nrrd``/``.seg.nrrd``/``.mha`` (SimpleITK), geometry exact.
 
     The file is written next to its destination and renamed into place, so a failed write never leaves a
-    half-written file under the final name. An existing file is kept unless ``overwrite``.
+    half-written file under the final name. An existing file is kept unless ``overwrite``. ``header`` adds
+    key/value fields to a NRRD or MetaImage header (e.g. Slicer's segment metadata).
     """
     import SimpleITK as sitk
 
@@ -64,7 +65,10 @@ def write_volume(volume: Volume, path: str | Path, overwrite: bool = False) -> P
         if is_nifti(path):
             write_nifti(volume, temporary)
         else:
-            sitk.WriteImage(sitk_from_volume(volume), str(temporary), True)
+            image = sitk_from_volume(volume)
+            for key, value in (header or {}).items():
+                image.SetMetaData(key, value)
+            sitk.WriteImage(image, str(temporary), True)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

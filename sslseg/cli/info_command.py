@@ -1,0 +1,83 @@
+"""``sslseg info PATH``: what a file or folder holds (cases, shapes, spacing, orientation, modality, label names)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from sslseg.errors import SSLSegError
+from sslseg.io.label_paths import is_label_path
+from sslseg.io.pairing import LabelledCase, find_labelled_cases, load_case
+from sslseg.io.scan import VolumeSource, scan_folder
+from sslseg.volume import Volume
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "info",
+        help="describe a volume file, a DICOM folder, or a folder of cases",
+        description="Print shape, voxel spacing, orientation, modality and label names of a file or of every case "
+        "in a folder (recursive; labelled layouts are recognised).",
+    )
+    parser.add_argument("path", type=Path, help="an image file, a DICOM series folder, a folder, or a datalist JSON")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    path: Path = args.path
+    if not path.exists():
+        raise SSLSegError(f"{path} does not exist", "check the path")
+    if path.is_file() and path.suffix.lower() != ".json":
+        print(_describe(VolumeSource(path).read(), str(path)))
+        return 0
+    cases, unlabelled = find_labelled_cases(path)
+    if cases:
+        _print_labelled(cases, unlabelled)
+        return 0
+    result = scan_folder(path)
+    if not result.sources:
+        raise SSLSegError(f"{path} holds no volumes", "put NIfTI, NRRD, MetaImage files or DICOM series in it")
+    print(f"{path}: {len(result.sources)} volume(s)")
+    for source in result.sources:
+        _print_source(source)
+    return 0
+
+
+def _print_source(source: VolumeSource) -> None:
+    try:
+        print(_describe(source.read(), str(source)))
+    except SSLSegError as error:
+        print(f"{source}\n  unreadable: {error.message}")
+
+
+def _print_labelled(cases: list[LabelledCase], unlabelled: list[VolumeSource]) -> None:
+    print(f"{len(cases)} labelled case(s)" + (f", {len(unlabelled)} image(s) without labels" if unlabelled else ""))
+    for case in cases:
+        try:
+            image, labels, table = load_case(case)
+        except SSLSegError as error:
+            print(f"{case.name}: {case.image} + {case.label}\n  unusable: {error.message}")
+            continue
+        print(_describe(image, f"{case.name} [{case.split}]: {case.image} + {case.label.name}"))
+        present = [int(v) for v in np.unique(labels.array) if v != 0]
+        names = ", ".join(f"{v} {table.name_of(v)}" for v in present) or "none (empty label map)"
+        print(f"  labels: {names}")
+    for source in unlabelled:
+        print(f"{source}: no label map found")
+
+
+def _describe(volume: Volume, title: str) -> str:
+    meta = volume.meta
+    lines = [title, f"  grid: {volume.grid_description()}", f"  type: {volume.array.dtype}"]
+    details = [f"modality {meta.modality}" if meta.modality else "", f"patient {meta.patient_id}" if meta.patient_id else "",
+               f"series {meta.series_uid}" if meta.series_uid else "", meta.description]
+    if any(details):
+        lines.append("  " + ", ".join(d for d in details if d))
+    if is_label_path(meta.source):
+        values = [int(v) for v in np.unique(volume.array) if v != 0]
+        lines.append(f"  label values: {values[:40]}{' ...' if len(values) > 40 else ''}")
+    else:
+        lines.append(f"  intensity: {float(volume.array.min()):g} .. {float(volume.array.max()):g}")
+    return "\n".join(lines)

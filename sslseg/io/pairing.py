@@ -1,0 +1,147 @@
+"""Find image-label pairs in a folder or a datalist, and load a pair onto one grid with its label names.
+
+Layouts, tried in this order:
+1. a MONAI-style datalist JSON (``{"training": [{"image": ..., "label": ...}], "validation": [...]}``), paths
+   relative to the JSON file; an MSD ``dataset.json`` is one;
+2. MSD / nnU-Net folders: ``imagesTr/NAME.nii.gz`` (nnU-Net: ``NAME_0000.nii.gz``) with ``labelsTr/NAME.nii.gz``;
+3. suffixes beside the image: ``NAME_label.*``, ``NAME_seg.*``, ``NAME-label.*``, ``NAME.seg.nrrd``;
+4. one case per folder: one image (a file or a DICOM series) and one ``label*``/``seg*`` file.
+Label names come from a ``.seg.nrrd``'s own segment metadata, else from the nearest ``dataset.json``,
+``labels.json``, ``labels.csv`` or Slicer colour table in the label's folder or above.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from sslseg.errors import SSLSegError
+from sslseg.io.formats import is_volume_file, volume_extension
+from sslseg.io.grid_alignment import labels_on_image_grid
+from sslseg.io.label_paths import LABEL_STEMS, LABEL_SUFFIXES, is_label_path
+from sslseg.io.label_table_io import find_label_table, read_label_table
+from sslseg.io.scan import VolumeSource, scan_folder
+from sslseg.io.segnrrd import read_seg_nrrd
+from sslseg.io.volume_io import read_volume
+from sslseg.labels import LabelTable, check_label_values
+from sslseg.volume import Volume, display_name
+
+NNUNET_CHANNEL = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
+
+
+@dataclass(frozen=True)
+class LabelledCase:
+    """An image and its label map; ``split`` is ``training``/``validation`` when a datalist says so."""
+
+    name: str
+    image: VolumeSource
+    label: Path
+    split: str = "training"
+    root: Path | None = None  # label tables are looked for up to this folder, no higher
+
+
+def find_labelled_cases(path: str | Path) -> tuple[list[LabelledCase], list[VolumeSource]]:
+    """(pairs, images without a label) in a datalist JSON or a folder."""
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() == ".json":
+        return _from_datalist(path), []
+    if not path.is_dir():
+        raise SSLSegError(f"{path} is neither a folder nor a datalist JSON", "point to a labelled folder")
+    if (path / "imagesTr").is_dir() and (path / "labelsTr").is_dir():
+        return _from_decathlon(path)
+    return _from_scan(path)
+
+
+def load_case(case: LabelledCase) -> tuple[Volume, Volume, LabelTable]:
+    """Image, label map on exactly the image's grid (uint8/int16), and the label names."""
+    image = case.image.read()
+    if case.label.name.lower().endswith(".seg.nrrd"):
+        labels, table = read_seg_nrrd(case.label)
+    else:
+        labels = read_volume(case.label)
+        labels = labels.with_array(check_label_values(labels.array, str(case.label)))
+        table_file = find_label_table(case.label.parent, stop_at=case.root or case.label.parent)
+        table = read_label_table(table_file) if table_file else LabelTable()
+    labels = labels_on_image_grid(labels, image, str(case.label), str(case.image))
+    return image, labels, table
+
+
+def _from_datalist(path: Path) -> list[LabelledCase]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise SSLSegError(f"cannot read the datalist {path}: {error}", "fix the JSON") from error
+    cases = []
+    for split in ("training", "validation"):
+        for entry in data.get(split, []) if isinstance(data, dict) else []:
+            if not isinstance(entry, dict) or "image" not in entry or "label" not in entry:
+                continue  # MSD lists test images as bare paths
+            image, label = ((path.parent / str(entry[k])).resolve() for k in ("image", "label"))
+            for file in (image, label):
+                if not file.exists():
+                    raise SSLSegError(f"{path} lists {file}, which does not exist", "fix the datalist")
+            cases.append(LabelledCase(display_name(image), VolumeSource(image), label, split, path.parent))
+    if not cases:
+        raise SSLSegError(f"{path} lists no image-label pairs", 'expected {"training": [{"image": ..., "label": ...}]}')
+    return cases
+
+
+def _from_decathlon(folder: Path) -> tuple[list[LabelledCase], list[VolumeSource]]:
+    labels = {display_name(p): p for p in sorted((folder / "labelsTr").iterdir()) if is_volume_file(p)}
+    cases, unlabelled = [], []
+    for image in sorted((folder / "imagesTr").iterdir()):
+        if not is_volume_file(image) or image.name.startswith("."):
+            continue
+        name = display_name(image)
+        channel = NNUNET_CHANNEL.match(name)
+        if channel and channel["case"] in labels:
+            if channel["channel"] != "0000":
+                continue  # extra nnU-Net input channels; the engine trains on the first
+            name = channel["case"]
+        if name in labels:
+            cases.append(LabelledCase(name, VolumeSource(image), labels[name], root=folder))
+        else:
+            unlabelled.append(VolumeSource(image))
+    return cases, unlabelled
+
+
+def _from_scan(folder: Path) -> tuple[list[LabelledCase], list[VolumeSource]]:
+    sources = scan_folder(folder).sources
+    label_files = [s.path for s in sources if not s.is_dicom and is_label_path(s.path)]
+    images = [s for s in sources if s.is_dicom or not is_label_path(s.path)]
+    cases, unlabelled, used = [], [], set()
+    for image in images:
+        label = _suffix_label(image, label_files) or _folder_label(image, images, label_files)
+        if label is None or label in used:
+            unlabelled.append(image)
+            continue
+        used.add(label)
+        cases.append(LabelledCase(_case_name(image, label), image, label, root=folder))
+    return cases, unlabelled
+
+
+def _suffix_label(image: VolumeSource, label_files: list[Path]) -> Path | None:
+    if image.is_dicom:
+        return None
+    stem = display_name(image.path)
+    for label in label_files:
+        if label.parent == image.path.parent and display_name(label) in {stem + s for s in LABEL_SUFFIXES} | {stem}:
+            return label
+    return None
+
+
+def _folder_label(image: VolumeSource, images: list[VolumeSource], label_files: list[Path]) -> Path | None:
+    """The single ``label*`` file of a one-case folder (the image may be a DICOM sub-folder of it)."""
+    case_folder = image.path.parent  # a file's folder, or the folder holding the DICOM sub-folder
+    if sum(1 for other in images if other.path.parent == case_folder) != 1:
+        return None
+    candidates = [p for p in label_files if p.parent == case_folder and LABEL_STEMS.match(display_name(p))]
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _case_name(image: VolumeSource, label: Path) -> str:
+    stem = display_name(image.path)
+    generic = image.is_dicom or stem.lower() in {"ct", "mr", "image", "img", "volume"}
+    return label.parent.name if generic else stem
