@@ -39,7 +39,7 @@ class LabelledCase:
     image: VolumeSource
     label: Path
     split: str = "training"
-    root: Path | None = None  # label tables are looked for up to this folder, no higher
+    table_file: Path | None = None  # label names, unless the label file carries its own (.seg.nrrd)
 
 
 def find_labelled_cases(path: str | Path) -> tuple[list[LabelledCase], list[VolumeSource]]:
@@ -62,8 +62,7 @@ def load_case(case: LabelledCase) -> tuple[Volume, Volume, LabelTable]:
     else:
         labels = read_volume(case.label)
         labels = labels.with_array(check_label_values(labels.array, str(case.label)))
-        table_file = find_label_table(case.label.parent, stop_at=case.root or case.label.parent)
-        table = read_label_table(table_file) if table_file else LabelTable()
+        table = read_label_table(case.table_file) if case.table_file else LabelTable()
     labels = labels_on_image_grid(labels, image, str(case.label), str(case.image))
     return image, labels, table
 
@@ -74,6 +73,7 @@ def _from_datalist(path: Path) -> list[LabelledCase]:
     except (OSError, ValueError) as error:
         raise SSLSegError(f"cannot read the datalist {path}: {error}", "fix the JSON") from error
     cases = []
+    table_file = path if isinstance(data, dict) and "labels" in data else None
     for split in ("training", "validation"):
         for entry in data.get(split, []) if isinstance(data, dict) else []:
             if not isinstance(entry, dict) or "image" not in entry or "label" not in entry:
@@ -82,7 +82,7 @@ def _from_datalist(path: Path) -> list[LabelledCase]:
             for file in (image, label):
                 if not file.exists():
                     raise SSLSegError(f"{path} lists {file}, which does not exist", "fix the datalist")
-            cases.append(LabelledCase(display_name(image), VolumeSource(image), label, split, path.parent))
+            cases.append(LabelledCase(display_name(image), VolumeSource(image), label, split, table_file))
     if not cases:
         raise SSLSegError(f"{path} lists no image-label pairs", 'expected {"training": [{"image": ..., "label": ...}]}')
     return cases
@@ -101,7 +101,7 @@ def _from_decathlon(folder: Path) -> tuple[list[LabelledCase], list[VolumeSource
                 continue  # extra nnU-Net input channels; the engine trains on the first
             name = channel["case"]
         if name in labels:
-            cases.append(LabelledCase(name, VolumeSource(image), labels[name], root=folder))
+            cases.append(LabelledCase(name, VolumeSource(image), labels[name], table_file=_table_for(labels[name], folder)))
         else:
             unlabelled.append(VolumeSource(image))
     return cases, unlabelled
@@ -118,8 +118,13 @@ def _from_scan(folder: Path) -> tuple[list[LabelledCase], list[VolumeSource]]:
             unlabelled.append(image)
             continue
         used.add(label)
-        cases.append(LabelledCase(_case_name(image, label), image, label, root=folder))
+        cases.append(LabelledCase(_case_name(image, label), image, label, table_file=_table_for(label, folder)))
     return cases, unlabelled
+
+
+def _table_for(label: Path, root: Path) -> Path | None:
+    """The nearest label table beside the label file or above it, not above the folder the user named."""
+    return find_label_table(label.parent, stop_at=root)
 
 
 def _suffix_label(image: VolumeSource, label_files: list[Path]) -> Path | None:
