@@ -27,6 +27,7 @@ def write_nifti(volume: Volume, path: Path) -> None:
     array = volume.array.astype(np.uint8) if volume.array.dtype == bool else volume.array
     image = nib.Nifti1Image(array, volume.affine)
     image.header.set_xyzt_units("mm", "sec")
+    image.header["descrip"] = volume.meta.description.encode("latin-1", "replace")[:79]
     image.set_sform(volume.affine, code=1)
     image.set_qform(volume.affine, code=1)
     nib.save(image, str(path))

@@ -4,7 +4,7 @@ Label values follow the order of the organs below (1 liver ... 8 gallbladder) an
 synthetic data predicts. Names are snake_case, one word per side as written here (``right_kidney``, not
 ``kidney_right``).
 
-The layout describes one reference adult (body half-width 150 mm, half-depth 110 mm) in RAS: +x = patient Left,
+The layout describes one reference adult (body half-width 150 mm, half-depth 110 mm) in RAS: +x = patient Right,
 +y = Anterior, +z = Superior, body axis on z, origin at the body centre at the level of the pancreas. It is
 deliberately asymmetric (liver right, spleen left, aorta left of the midline) so that a flipped axis shows. The
 phantom generator (:mod:`sslseg.synth.phantom`) scales it to each random body and jitters every entry.
@@ -13,8 +13,6 @@ phantom generator (:mod:`sslseg.synth.phantom`) scales it to each random body an
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import numpy as np
 
 #: Hounsfield units of air; also the value outside the body.
 AIR_HU = -1000.0
@@ -59,15 +57,19 @@ INFINITE = float("inf")
 
 #: The organs, in label order. Intensities are portal-venous contrast CT values.
 ORGANS: tuple[Tissue, ...] = (
-    Tissue("liver", 1, (90.0, 130.0), Blob((-58.0, 5.0, 45.0), (70.0, 68.0, 68.0), (0.0, 0.0, -10.0))),
-    Tissue("spleen", 2, (100.0, 140.0), Blob((85.0, -35.0, 55.0), (22.0, 48.0, 50.0), (0.0, 0.0, -35.0))),
-    Tissue("right_kidney", 3, (150.0, 200.0), Blob((-65.0, -55.0, -15.0), (28.0, 22.0, 52.0), (0.0, -10.0, 30.0))),
-    Tissue("left_kidney", 4, (150.0, 200.0), Blob((65.0, -52.0, -5.0), (28.0, 22.0, 52.0), (0.0, 10.0, -30.0))),
-    Tissue("stomach", 5, (15.0, 45.0), Blob((48.0, 42.0, 50.0), (42.0, 32.0, 50.0), (0.0, 20.0, 25.0))),
-    Tissue("aorta", 6, (160.0, 240.0), Blob((15.0, -14.0, 0.0), (12.0, 12.0, INFINITE)), rigid=True),
-    Tissue("pancreas", 7, (80.0, 120.0), Blob((12.0, 14.0, 8.0), (68.0, 14.0, 13.0), (0.0, -12.0, -18.0))),
-    Tissue("gallbladder", 8, (0.0, 25.0), Blob((-48.0, 38.0, 2.0), (15.0, 15.0, 32.0), (25.0, 0.0, 0.0))),
+    Tissue("liver", 1, (90.0, 130.0), Blob((58.0, 5.0, 45.0), (70.0, 68.0, 68.0), (0.0, 0.0, 10.0))),
+    Tissue("spleen", 2, (100.0, 140.0), Blob((-85.0, -35.0, 55.0), (22.0, 48.0, 50.0), (0.0, 0.0, 35.0))),
+    Tissue("right_kidney", 3, (150.0, 200.0), Blob((65.0, -55.0, -15.0), (28.0, 22.0, 52.0), (0.0, 10.0, -30.0))),
+    Tissue("left_kidney", 4, (150.0, 200.0), Blob((-65.0, -52.0, -5.0), (28.0, 22.0, 52.0), (0.0, -10.0, 30.0))),
+    Tissue("stomach", 5, (15.0, 45.0), Blob((-48.0, 42.0, 50.0), (42.0, 32.0, 50.0), (0.0, -20.0, -25.0))),
+    Tissue("aorta", 6, (160.0, 240.0), Blob((-15.0, -14.0, 0.0), (12.0, 12.0, INFINITE)), rigid=True),
+    Tissue("pancreas", 7, (80.0, 120.0), Blob((-12.0, 14.0, 8.0), (68.0, 14.0, 13.0), (0.0, 12.0, 18.0))),
+    Tissue("gallbladder", 8, (0.0, 25.0), Blob((48.0, 38.0, 2.0), (15.0, 15.0, 32.0), (25.0, 0.0, 0.0))),
 )
+
+#: Organs in drawing order: where two overlap the later one wins (the gallbladder lies in the liver's fossa, the
+#: pancreas against the stomach, the aorta against everything near the spine).
+DRAW_ORDER = ("liver", "spleen", "right_kidney", "left_kidney", "stomach", "pancreas", "gallbladder", "aorta")
 
 #: Organ name -> label value, ordered by value.
 ORGAN_LABELS: dict[str, int] = {organ.name: organ.label for organ in ORGANS}
@@ -78,8 +80,14 @@ ORGAN_HU_MEAN: dict[str, float] = {organ.name: organ.hu_mean for organ in ORGANS
 #: Organ name -> (low, high) range of a case's mean HU. Voxel values scatter around it by the case's noise.
 ORGAN_HU_RANGE: dict[str, tuple[float, float]] = {organ.name: organ.hu_range for organ in ORGANS}
 
-#: Reference body outline (elliptic cylinder along z): half-width (x) and half-depth (y), mm.
+#: Reference body outline (elliptic cylinder along z): half-width (x) and half-depth (y), mm. Cases vary the
+#: half-width in BODY_HALF_WIDTH_MM and the depth/width ratio in BODY_ASPECT; organs scale with the body.
 BODY_HALF_AXES = (150.0, 110.0)
+BODY_HALF_WIDTH_MM = (135.0, 165.0)
+BODY_ASPECT = (0.68, 0.80)
+
+#: Subcutaneous fat between skin and muscle, mm.
+FAT_THICKNESS_MM = (8.0, 30.0)
 
 #: Intensity ranges of the unlabelled tissues.
 FAT_HU = (-120.0, -80.0)
@@ -98,12 +106,3 @@ SPINE: tuple[Tissue, ...] = (
 #: Where bowel gas pockets may sit: a box (RAS mm, reference body) anterior and below the liver.
 BOWEL_GAS_REGION = ((-80.0, 0.0, -60.0), (80.0, 75.0, 10.0))
 BOWEL_GAS_RADIUS_MM = (7.0, 18.0)
-
-
-def rotation_matrix(angles_deg: tuple[float, float, float] | np.ndarray) -> np.ndarray:
-    """(3, 3) matrix whose columns are a blob's axes in RAS: rotate about x, then y, then z (extrinsic)."""
-    ax, ay, az = np.deg2rad(np.asarray(angles_deg, dtype=np.float64))
-    rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
-    ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
-    rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
-    return rz @ ry @ rx
