@@ -135,3 +135,18 @@ def test_sheared_grid_is_refused(tmp_path):
     nib.save(nib.Nifti1Image(np.zeros((5, 6, 7), np.int16), affine), path)
     with pytest.raises(VolumeReadError, match="sheared"):
         read_volume(path)
+
+
+@pytest.mark.parametrize("ext", [".nhdr", ".mhd"])
+def test_detached_headers_written_by_itk_read_exactly(tmp_path, ext):
+    """``.nhdr``/``.mhd`` keep voxels in a separate file; written here by SimpleITK itself, not by us."""
+    volume = asymmetric_volume(GRIDS["oblique"])
+    image = sitk.GetImageFromArray(volume.array.transpose(2, 1, 0).copy())
+    image.SetSpacing(tuple(volume.spacing))
+    image.SetOrigin(tuple(volume.origin * [-1, -1, 1]))
+    image.SetDirection(tuple((np.diag([-1, -1, 1]) @ volume.direction).ravel()))
+    sitk.WriteImage(image, str(tmp_path / f"v{ext}"))
+    assert len(list(tmp_path.iterdir())) == 2  # header + data file
+    back = read_volume(tmp_path / f"v{ext}")
+    np.testing.assert_array_equal(back.array, volume.array)
+    np.testing.assert_allclose(back.affine, volume.affine, atol=1e-6)
