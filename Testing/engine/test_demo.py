@@ -1,6 +1,5 @@
 """The main job (`make demo` runs `sslseg demo`) on small settings: artefacts, report, safe re-runs."""
 
-import pytest
 
 from sslseg.cli.main import main
 

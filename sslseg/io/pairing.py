@@ -18,14 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sslseg.errors import SSLSegError
-from sslseg.io.formats import is_volume_file, volume_extension
+from sslseg.io.formats import is_volume_file
 from sslseg.io.grid_alignment import labels_on_image_grid
 from sslseg.io.label_paths import LABEL_STEMS, LABEL_SUFFIXES, is_label_path
-from sslseg.io.label_table_io import find_label_table, read_label_table
+from sslseg.io.label_table_io import find_label_table
 from sslseg.io.scan import VolumeSource, scan_folder
-from sslseg.io.segnrrd import read_seg_nrrd
-from sslseg.io.volume_io import read_volume
-from sslseg.labels import LabelTable, check_label_values
+from sslseg.io.label_map_io import read_label_map
+from sslseg.labels import LabelTable
 from sslseg.volume import Volume, display_name
 
 NNUNET_CHANNEL = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
@@ -57,14 +56,13 @@ def find_labelled_cases(path: str | Path) -> tuple[list[LabelledCase], list[Volu
 def load_case(case: LabelledCase) -> tuple[Volume, Volume, LabelTable]:
     """Image, label map on exactly the image's grid (uint8/int16), and the label names."""
     image = case.image.read()
-    if case.label.name.lower().endswith(".seg.nrrd"):
-        labels, table = read_seg_nrrd(case.label)
-    else:
-        labels = read_volume(case.label)
-        labels = labels.with_array(check_label_values(labels.array, str(case.label)))
-        table = read_label_table(case.table_file) if case.table_file else LabelTable()
+    labels, table = read_label_map(case.label, None if _has_own_names(case.label) else case.table_file)
     labels = labels_on_image_grid(labels, image, str(case.label), str(case.image))
     return image, labels, table
+
+
+def _has_own_names(label: Path) -> bool:
+    return label.name.lower().endswith(".seg.nrrd")
 
 
 def _from_datalist(path: Path) -> list[LabelledCase]:

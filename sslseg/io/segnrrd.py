@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from sslseg.errors import LabelError
 from sslseg.io.itk_image import volume_from_sitk
 from sslseg.labels import LabelTable, check_label_values
 from sslseg.volume import Volume, VolumeMeta
