@@ -53,10 +53,12 @@ def _from_json(data, path: Path) -> LabelTable:
     mapping = data.get("labels", data) if isinstance(data, dict) else None
     if not isinstance(mapping, dict):
         raise LabelError(f"{path} has no label mapping", 'expected {"labels": {"1": "liver", ...}}')
+    colors = data.get("colors", {}) if isinstance(data, dict) and "labels" in data else {}
     table = LabelTable()
     for key, item in mapping.items():
         if _is_int(key) and isinstance(item, str):
-            table.add(int(key), item)
+            color = colors.get(str(key))
+            table.add(int(key), item, tuple(float(c) for c in color[:3]) if isinstance(color, list) else None)
         elif isinstance(item, int) and not isinstance(item, bool):
             if str(key).lower() != "background":
                 table.add(item, key)
