@@ -16,6 +16,8 @@ COMMAND_MODULES = (
     "sslseg.cli.info_command",
     "sslseg.cli.evaluate_command",
     "sslseg.cli.demo_command",
+    "sslseg.cli.pretrain_command",
+    "sslseg.cli.preview_views_command",
 )
 
 

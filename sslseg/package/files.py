@@ -36,6 +36,10 @@ def write_atomically(path: Path, write) -> None:
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     os.close(handle)
     try:
+        # mkstemp makes the file owner-only; shared outputs get the permissions a plain open() would give
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         write(Path(temporary))
         os.replace(temporary, path)
     finally:

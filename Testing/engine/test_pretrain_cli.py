@@ -1,0 +1,112 @@
+"""``sslseg pretrain`` and ``sslseg preview-views`` as a user meets them: outputs, events, refusals, help."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from sslseg.cli.main import main
+from sslseg.errors import SSLSegError
+from sslseg.training.amp import cpu_has_fast_bf16, resolve_amp
+
+TINY = ["--preset", "tiny", "--patch-size", "32", "--spacing", "4", "--batch-size", "2", "--workers", "0"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(unlabelled_dir, pretrain_cache, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    out, events = folder / "run", folder / "events.jsonl"
+    code = main(["pretrain", str(unlabelled_dir), "--out", str(out), *TINY, "--epochs", "2", "--cache",
+                 str(pretrain_cache), "--events", str(events)])
+    assert code == 0
+    return out, events
+
+
+def test_a_run_leaves_encoder_checkpoint_events_stats_and_curve(finished_run):
+    out, _ = finished_run
+    for name in ("encoder.safetensors", "encoder.json", "checkpoint.pt", "events.jsonl", "train_stats.json",
+                 "loss_curve.png"):
+        assert (out / name).is_file(), name
+    assert (out / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_events_have_progress_epochs_and_done(finished_run):
+    _, events_file = finished_run
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[-1] == "done" and "start" in kinds and kinds.count("epoch") == 2
+    progress = [e for e in events if e["event"] == "progress"]
+    assert progress and progress[-1]["step"] == progress[-1]["total_steps"] == 8
+    for field in ("stage", "epoch", "step", "loss", "lr", "eta_s"):
+        assert field in progress[-1], field
+    assert progress[-1]["eta_s"] == 0
+
+
+def test_train_stats_are_current(finished_run):
+    out, _ = finished_run
+    stats = json.loads((out / "train_stats.json").read_text())
+    assert stats["status"] == "done" and stats["step"] == stats["total_steps"] == 8
+    assert [e["epoch"] for e in stats["epochs_history"]] == [1, 2]
+    assert stats["epochs_history"][-1]["val_loss"] > 0
+
+
+def test_a_folder_with_another_run_is_refused(finished_run, unlabelled_dir, capsys):
+    out, _ = finished_run
+    code = main(["pretrain", str(unlabelled_dir), "--out", str(out), *TINY, "--epochs", "1"])
+    error = capsys.readouterr().err
+    assert code == 2
+    assert f"error: {out} already holds a run" in error
+    assert "hint: pass --resume to continue it, --overwrite to replace it" in error
+
+
+def test_an_empty_folder_is_an_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["pretrain", str(tmp_path / "empty"), "--out", str(tmp_path / "run"), *TINY]) == 2
+    assert f"error: {tmp_path / 'empty'} holds no volumes" in capsys.readouterr().err
+    events = (tmp_path / "run" / "events.jsonl").read_text().splitlines()
+    assert json.loads(events[-1])["event"] == "error"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_asking_for_cuda_without_cuda_says_so(unlabelled_dir, tmp_path, capsys):
+    assert main(["pretrain", str(unlabelled_dir), "--out", str(tmp_path / "run"), *TINY, "--device", "cuda"]) == 2
+    error = capsys.readouterr().err
+    assert "--device cuda was requested, but this PyTorch sees no CUDA GPU" in error and "--device cpu" in error
+
+
+def test_mixed_precision_choice_on_this_cpu():
+    cpu = torch.device("cpu")
+    assert resolve_amp("auto", cpu) == ("bf16" if cpu_has_fast_bf16() else "off")
+    assert resolve_amp("off", cpu) == "off"
+    with pytest.raises(SSLSegError, match="fp16 needs a CUDA GPU"):
+        resolve_amp("fp16", cpu)
+
+
+def test_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["pretrain", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--method", "--preset", "--epochs", "--max-steps", "--batch-size", "--patch-size", "--lr",
+                   "--temperature", "--device", "--amp", "--seed", "--resume", "--overwrite", "--events",
+                   "--val-every", "--workers"):
+        assert option in text, option
+
+
+def test_preview_views_writes_the_patch_and_its_views(unlabelled_dir, tmp_path, capsys):
+    assert main(["preview-views", str(unlabelled_dir), "--out", str(tmp_path), "--preset", "tiny",
+                 "--patch-size", "32", "--spacing", "4"]) == 0
+    images = {name: nib.load(tmp_path / f"case_000_{name}.nii.gz") for name in ("original", "view1", "view2")}
+    assert {img.shape for img in images.values()} == {(32, 32, 32)}
+    np.testing.assert_allclose(images["view1"].affine, images["original"].affine)
+    original = images["original"].get_fdata()
+    assert 0 <= original.min() and original.max() <= 1 and original.std() > 0.01
+    assert not np.array_equal(original, images["view1"].get_fdata())
+    assert (tmp_path / "case_000_views.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_run_folder_inside_the_data_folder_is_refused(unlabelled_dir, capsys):
+    assert main(["pretrain", str(unlabelled_dir), "--out", str(unlabelled_dir / "run"), *TINY]) == 2
+    assert "is inside DATA_DIR" in capsys.readouterr().err
+    assert not (unlabelled_dir / "run").exists()

@@ -1,0 +1,44 @@
+"""``sslseg preview-views DATA_DIR --out DIR``: what the SSL method asks the network to do, as volumes and a PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    from sslseg.models.presets import PRESETS
+
+    parser = subparsers.add_parser(
+        "preview-views",
+        help="write one preprocessed patch and its two augmented views (NIfTI + PNG)",
+        description="Preprocess one volume of DATA_DIR as `sslseg pretrain` does, take the patch at its centre and "
+        "make the SSL method's two views of it. Writes NAME_original/_view1/_view2.nii.gz (with the patch's "
+        "position, so they overlay the source in Slicer) and NAME_views.png.",
+    )
+    parser.add_argument("data_dir", metavar="DATA_DIR", help="folder of volumes (the first one is used)")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder to write into")
+    parser.add_argument("--volume", metavar="NAME", help="case name to use instead of the first volume")
+    parser.add_argument("--method", default="inpaint-contrastive", help="SSL method (default inpaint-contrastive)")
+    parser.add_argument("--preset", default="vit-b", choices=sorted(PRESETS),
+                        help="preset whose patch size is used (default vit-b: 96)")
+    parser.add_argument("--patch-size", type=int, metavar="S", help="patch edge in voxels (default: the preset's)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the views (default 0)")
+    parser.add_argument("--spacing", type=float, default=2.0, metavar="MM", help="voxel size (default 2 mm)")
+    parser.add_argument("--ct-window", type=float, nargs=2, default=[-1000.0, 1000.0], metavar=("LOW", "HIGH"),
+                        help="CT HU mapped to 0..1 (default -1000 1000)")
+    parser.add_argument("--modality", default="auto", choices=("auto", "ct", "mr"), help="default auto")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from sslseg.data.preprocess import PreprocessSettings
+    from sslseg.models.presets import get_preset
+    from sslseg.pretrain.preview import preview_views
+    from sslseg.ssl import create_method
+
+    size = get_preset(args.preset).with_img_size(args.patch_size).img_size
+    settings = PreprocessSettings(spacing_mm=args.spacing, ct_window=tuple(args.ct_window), modality=args.modality)
+    for path in preview_views(args.data_dir, args.out, create_method(args.method), size, settings, args.seed,
+                              args.volume):
+        print(path)
+    return 0

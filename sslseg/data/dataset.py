@@ -1,0 +1,60 @@
+"""Samples for a self-supervised method: random patches of cached volumes, turned into views by the method.
+
+Item ``(epoch, index)``: volume ``index // patches_per_volume``, one random patch of it and the method's views, all
+drawn from ``SeedSequence([seed, stream, epoch, index])``. The result depends on nothing else (not the worker, the
+rank or the process history), which is what makes runs bit-reproducible and resumable.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from sslseg.data.cache import CacheEntry
+from sslseg.data.patches import crop_patch
+
+STREAMS = {"train": 2, "val": 3, "preview": 4}
+#: Memory maps kept open per worker process.
+OPEN_MAPS = 64
+
+
+class PatchViewsDataset(Dataset):
+    """``dataset[(epoch, index)]`` -> dict of tensors from ``method.make_views`` (each (1, S, S, S))."""
+
+    def __init__(self, entries: list[CacheEntry], patch_size: int, patches_per_volume: int, method, seed: int,
+                 stream: str = "train") -> None:
+        self.entries, self.patch_size, self.patches_per_volume = entries, patch_size, patches_per_volume
+        self.method, self.seed, self.stream = method, seed, STREAMS[stream]
+        self._maps: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.entries) * self.patches_per_volume
+
+    def _array(self, volume: int) -> np.ndarray:
+        if volume in self._maps:
+            self._maps.move_to_end(volume)
+        else:
+            self._maps[volume] = self.entries[volume].open()
+            if len(self._maps) > OPEN_MAPS:
+                self._maps.popitem(last=False)
+        return self._maps[volume]
+
+    def patch(self, epoch: int, index: int):
+        """(patch float32 (1, S, S, S), its voxel-to-RAS (4, 4), the view random state) of item (epoch, index)."""
+        crop_seed, view_seed = np.random.SeedSequence([self.seed, self.stream, epoch, index]).generate_state(2)
+        volume = index // self.patches_per_volume
+        patch, affine = crop_patch(self._array(volume), self.entries[volume].affine, self.patch_size,
+                                   np.random.default_rng(crop_seed))
+        return patch, affine, np.random.RandomState(view_seed)
+
+    def __getitem__(self, item):
+        epoch, index = item
+        patch, _, random_state = self.patch(epoch, index)
+        return self.method.make_views(patch, random_state)
+
+    def __getstate__(self):  # memory maps are reopened in each worker process
+        state = self.__dict__.copy()
+        state["_maps"] = OrderedDict()
+        return state

@@ -1,0 +1,1 @@
+"""Network definitions: named ViT size presets, the ViTAutoEnc used for pretraining, encoder weight files."""

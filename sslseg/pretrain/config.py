@@ -1,0 +1,101 @@
+"""Every setting of a pretraining run, with the defaults of the CLI and the Slicer panel."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from sslseg.errors import SSLSegError
+
+#: Settings that define what is trained: a resumed run must use the same values (others may change on resume).
+IDENTITY_FIELDS = (
+    "method", "preset", "patch_size", "patches_per_volume", "batch_size", "lr", "weight_decay", "warmup_steps",
+    "grad_clip", "temperature", "seed", "val_fraction", "spacing", "ct_window", "mr_percentiles", "modality",
+)
+
+
+@dataclass
+class PretrainConfig:
+    """A pretraining run. ``None`` means "the preset's / the machine's default" where noted.
+
+    Attributes:
+        data_dir: folder of unlabelled volumes (NIfTI, NRRD, MetaImage, DICOM series), searched recursively.
+        out_dir: RUN_DIR, where every output goes.
+        method: SSL method name (see ``sslseg.ssl``).
+        preset: ViT size (``tiny``, ``vit-b``).
+        patch_size: training patch edge in voxels (None: the preset's ``img_size``); a multiple of 16.
+        patches_per_volume: random patches drawn from each training volume per epoch.
+        epochs, max_steps: training length; ``max_steps`` (if set) stops earlier.
+        batch_size: patches per optimisation step in each process (global batch = batch_size x processes).
+        lr, weight_decay, warmup_steps: AdamW; the learning rate rises linearly over ``warmup_steps``, then stays.
+        grad_clip: gradient norm limit (0: off).
+        temperature: contrastive temperature.
+        device, amp: ``auto|cuda|mps|cpu``, ``auto|bf16|fp16|off``.
+        seed: seeds model initialisation, patch choice, views and sample order.
+        workers: data-loading processes (None: cores - 1, at most 4).
+        val_every: validate every N epochs (0: never); val_fraction: share of volumes held out for it.
+        checkpoint_every: also checkpoint every N steps (0: at epoch ends only).
+        spacing, ct_window, mr_percentiles, modality: preprocessing (see ``sslseg.data.preprocess``).
+        cache_dir: preprocessed-volume cache (None: RUN_DIR/cache).
+        resume, overwrite: continue the run in RUN_DIR / replace it.
+        events: ``"-"`` stdout, a file path, or None (stdout unless it is a terminal); RUN_DIR/events.jsonl always.
+    """
+
+    data_dir: str
+    out_dir: str
+    method: str = "inpaint-contrastive"
+    preset: str = "vit-b"
+    patch_size: int | None = None
+    patches_per_volume: int = 2
+    epochs: int = 100
+    max_steps: int | None = None
+    batch_size: int = 4
+    lr: float = 1e-4
+    weight_decay: float = 1e-5
+    warmup_steps: int = 0
+    grad_clip: float = 1.0
+    temperature: float = 0.05
+    device: str = "auto"
+    amp: str = "auto"
+    seed: int = 0
+    workers: int | None = None
+    val_every: int = 1
+    val_fraction: float = 0.1
+    checkpoint_every: int = 100
+    spacing: float = 2.0
+    ct_window: tuple[float, float] = (-1000.0, 1000.0)
+    mr_percentiles: tuple[float, float] = (0.5, 99.5)
+    modality: str = "auto"
+    cache_dir: str | None = None
+    resume: bool = False
+    overwrite: bool = False
+    events: str | None = None
+    method_options: dict = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Refuse settings that cannot work, with the option to change."""
+        problems = [
+            (self.epochs < 1, "--epochs must be at least 1"),
+            (self.max_steps is not None and self.max_steps < 1, "--max-steps must be at least 1"),
+            (self.batch_size < 1, "--batch-size must be at least 1"),
+            (self.patches_per_volume < 1, "--patches-per-volume must be at least 1"),
+            (not self.lr > 0, "--lr must be > 0"),
+            (self.weight_decay < 0 or self.grad_clip < 0 or self.warmup_steps < 0,
+             "--weight-decay, --grad-clip and --warmup-steps must be >= 0"),
+            (not 0 <= self.val_fraction < 1, "--val-fraction must be in [0, 1)"),
+            (self.val_every < 0 or self.checkpoint_every < 0, "--val-every and --checkpoint-every must be >= 0"),
+            (self.workers is not None and self.workers < 0, "--workers must be >= 0"),
+            (self.resume and self.overwrite, "--resume and --overwrite exclude each other"),
+        ]
+        for failed, message in problems:
+            if failed:
+                raise SSLSegError(message, "see `sslseg pretrain --help`")
+        out, data = Path(self.out_dir).resolve(), Path(self.data_dir).resolve()
+        if out == data or out.is_relative_to(data):
+            raise SSLSegError(f"RUN_DIR {self.out_dir} is inside DATA_DIR {self.data_dir}: the run's own files would "
+                              "be read as training data", "choose an --out folder outside DATA_DIR")
+
+    def identity(self) -> dict:
+        """The settings a resumed run must share with the run it continues (JSON-able)."""
+        data = asdict(self)
+        return {k: list(data[k]) if isinstance(data[k], tuple) else data[k] for k in IDENTITY_FIELDS}

@@ -1,0 +1,86 @@
+"""``sslseg preview-views``: one patch and the two views the network must reconstruct it from, as NIfTI and PNG.
+
+The patch is taken from the centre of the preprocessed volume (so it shows anatomy, not air) and written with its
+own voxel-to-RAS matrix: loaded in Slicer beside the original volume it lies exactly where it came from.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sslseg.data.preprocess import PreprocessSettings, preprocess_volume
+from sslseg.errors import SSLSegError
+from sslseg.io import write_volume
+from sslseg.io.scan import find_volumes
+from sslseg.package.files import write_atomically
+from sslseg.volume import Volume, VolumeMeta
+
+PREVIEW_STREAM = 4
+
+
+def centre_patch(array: np.ndarray, affine: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (1, S, S, S) float32 patch at the centre of (I, J, K) ``array`` (zero-padded if smaller) and its affine."""
+    starts = np.array([max(0, (n - size) // 2) for n in array.shape])
+    pads = np.array([max(0, (size - n) // 2) for n in array.shape])
+    region = np.asarray(array[tuple(slice(a, a + size) for a in starts)], dtype=np.float32)
+    patch = np.zeros((1, size, size, size), dtype=np.float32)
+    patch[(0, *(slice(p, p + n) for p, n in zip(pads, region.shape)))] = region
+    shifted = np.array(affine, dtype=np.float64)
+    shifted[:3, 3] = affine[:3, :3] @ (starts - pads) + affine[:3, 3]
+    return patch, shifted
+
+
+def preview_views(data_dir: str | Path, out_dir: str | Path, method, patch_size: int, settings: PreprocessSettings,
+                  seed: int = 0, volume_name: str | None = None) -> list[Path]:
+    """Write ``NAME_original``, ``NAME_view1``, ``NAME_view2`` (.nii.gz) and ``NAME_views.png`` into ``out_dir``."""
+    from monai.data import set_track_meta
+
+    sources = find_volumes(data_dir)
+    if volume_name is not None:
+        sources = [s for s in sources if s.name == volume_name]
+        if not sources:
+            raise SSLSegError(f"{data_dir} has no volume called {volume_name!r}", "use a case name without extension")
+    source = sources[0]
+    array, affine, _ = preprocess_volume(source.read(), settings)
+    set_track_meta(False)
+    patch, patch_affine = centre_patch(array, affine, patch_size)
+    views = method.make_views(patch, np.random.RandomState(np.random.SeedSequence([seed, PREVIEW_STREAM]).generate_state(1)))
+    images = {"original": patch[0], "view1": np.asarray(views["view1"])[0], "view2": np.asarray(views["view2"])[0]}
+    out = Path(out_dir)
+    written = []
+    for label, image in images.items():
+        volume = Volume(image.astype(np.float32), patch_affine, VolumeMeta(description=f"{method.name} {label}"))
+        written.append(write_volume(volume, out / f"{source.name}_{label}.nii.gz", overwrite=True))
+    written.append(plot_views(out / f"{source.name}_views.png", images, title=f"{source.name}: {method.name}"))
+    return written
+
+
+def plot_views(path: Path, images: dict, title: str) -> Path:
+    """Mid-slices (axial, coronal, sagittal; radiological: patient right on the left) of each (I, J, K) RAS image."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    planes = {
+        "axial": lambda a: a[::-1, :, a.shape[2] // 2].T,
+        "coronal": lambda a: a[::-1, a.shape[1] // 2, :].T,
+        "sagittal": lambda a: a[a.shape[0] // 2, :, :].T,
+    }
+    figure = Figure(figsize=(3 * len(images), 3 * len(planes)), dpi=100)
+    for row, (plane, cut) in enumerate(planes.items()):
+        for column, (label, image) in enumerate(images.items()):
+            axes = figure.add_subplot(len(planes), len(images), row * len(images) + column + 1)
+            axes.imshow(cut(image), cmap="gray", vmin=0, vmax=1, origin="lower")
+            axes.set_xticks([])
+            axes.set_yticks([])
+            if row == 0:
+                axes.set_title(label)
+            if column == 0:
+                axes.set_ylabel(plane)
+    figure.suptitle(title)
+    figure.tight_layout()
+    write_atomically(path, lambda p: figure.savefig(p, format="png"))
+    return path

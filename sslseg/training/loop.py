@@ -1,0 +1,226 @@
+"""A generic training loop: epochs and/or a step budget, AMP, gradient clipping, validation every N epochs,
+checkpoint hooks every N steps and every epoch, progress events. It knows nothing about models or data beyond
+the callables it is given, so pretraining and fine-tuning share it.
+
+Counting: ``state.step`` optimisation steps are done; the current epoch is ``state.epoch`` (0-based) of which
+``state.step_in_epoch`` steps are done. A run stopped anywhere between two steps and restored from its checkpoint
+continues with the very next batch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import torch
+
+from sslseg.errors import SSLSegError
+from sslseg.training.distributed import DistContext, all_reduce_sum
+from sslseg.training.events import EventLog, ProgressBar, TrainStats
+
+#: Step losses kept in train_stats.json (all of them stay in the checkpoint and the events).
+RECENT_STEPS = 500
+
+
+@dataclass
+class LoopConfig:
+    """How long and how to train.
+
+    Attributes:
+        epochs: passes over the training samples.
+        max_steps: stop after this many optimisation steps in total (None: no limit).
+        grad_clip: clip the global gradient norm to this (0: off).
+        val_every: validate every this many epochs, and after the last (0: never).
+        checkpoint_every: also checkpoint every this many steps (0: only at epoch ends).
+        stage: the ``stage`` field of progress events.
+    """
+
+    epochs: int
+    max_steps: int | None = None
+    grad_clip: float = 1.0
+    val_every: int = 1
+    checkpoint_every: int = 0
+    stage: str = "train"
+
+
+@dataclass
+class TrainState:
+    """Counters and history: what, besides model/optimiser tensors, a checkpoint must restore."""
+
+    epoch: int = 0
+    step: int = 0
+    step_in_epoch: int = 0
+    epoch_loss_sum: float = 0.0
+    step_losses: list = field(default_factory=list)
+    epochs: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainState":
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+@dataclass
+class TrainParts:
+    """What the loop drives.
+
+    Attributes:
+        model: the (possibly DDP-wrapped) module.
+        optimizer, scheduler: a scheduler stepped once per optimisation step.
+        precision: :class:`~sslseg.training.amp.Precision`.
+        compute_loss: ``(model, batch) -> LossOutput`` (see :mod:`sslseg.ssl.base`).
+        train_batches: ``(epoch, start_step) -> iterable of batches`` (dicts of CPU tensors).
+        steps_per_epoch: optimisation steps per epoch.
+        compute_val: ``(model, batch) -> (B,)`` per-sample losses, or None.
+        val_batches: ``() -> iterable of batches`` of this process's validation share, or None.
+        on_checkpoint: ``(state, reason)`` with reason ``"step"``, ``"epoch"`` or ``"end"``.
+    """
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    precision: object
+    compute_loss: Callable
+    train_batches: Callable[[int, int], Iterable]
+    steps_per_epoch: int
+    device: torch.device
+    compute_val: Callable | None = None
+    val_batches: Callable[[], Iterable] | None = None
+    on_checkpoint: Callable[[TrainState, str], None] = lambda state, reason: None
+
+
+def planned_steps(config: LoopConfig, steps_per_epoch: int) -> int:
+    total = config.epochs * steps_per_epoch
+    return min(total, config.max_steps) if config.max_steps else total
+
+
+def _to_device(batch: dict, device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def validate(parts: TrainParts, dist: DistContext) -> float | None:
+    """Mean per-sample validation loss over every process's share; None without validation data."""
+    if parts.compute_val is None or parts.val_batches is None:
+        return None
+    parts.model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for batch in parts.val_batches():
+            with parts.precision.autocast():
+                losses = parts.compute_val(parts.model, _to_device(batch, parts.device)).float()
+            total, count = total + float(losses.sum()), count + losses.numel()
+    parts.model.train()
+    total, count = all_reduce_sum([total, count], dist, parts.device)
+    return total / count if count else None
+
+
+def _optimisation_step(parts: TrainParts, batch: dict, grad_clip: float):
+    model, optimizer, scaler = parts.model, parts.optimizer, parts.precision.scaler
+    with parts.precision.autocast():
+        output = parts.compute_loss(model, batch)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(output.total).backward()
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    if parts.scheduler is not None:
+        parts.scheduler.step()
+    return output
+
+
+def train(parts: TrainParts, state: TrainState, config: LoopConfig, dist: DistContext, events: EventLog,
+          stats: TrainStats) -> TrainState:
+    """Train from ``state`` until the planned steps are done; returns the final state."""
+    spe = parts.steps_per_epoch
+    total = planned_steps(config, spe)
+    bar = ProgressBar(total, state.step, config.stage, enabled=dist.is_main)
+    timer = _StepTimer()
+    last_event = 0.0
+    parts.model.train()
+    try:
+        while state.step < total:
+            timer.start()
+            for batch in parts.train_batches(state.epoch, state.step_in_epoch):
+                output = _optimisation_step(parts, _to_device(batch, parts.device), config.grad_clip)
+                loss = float(output.total.detach())
+                if not math.isfinite(loss):
+                    raise SSLSegError(f"the loss became {loss} at step {state.step + 1}",
+                                      "lower --lr, use --amp off, or raise --temperature")
+                state.step += 1
+                state.step_in_epoch += 1
+                state.epoch_loss_sum += loss
+                state.step_losses.append([state.step, loss])
+                timer.tick()
+                bar.update(loss)
+                end_of_epoch = state.step_in_epoch >= spe
+                if end_of_epoch or state.step >= total or time.monotonic() - last_event >= 1.0 or state.step == 1:
+                    last_event = time.monotonic()
+                    _report_step(parts, state, total, loss, output.parts, timer, config, events, stats)
+                if config.checkpoint_every and state.step % config.checkpoint_every == 0 and not end_of_epoch:
+                    parts.on_checkpoint(state, "step")
+                if state.step >= total:
+                    break
+            if state.step_in_epoch >= spe:
+                _finish_epoch(parts, state, config, dist, events, stats, total)
+            else:
+                parts.on_checkpoint(state, "end")
+                break
+    finally:
+        bar.close()
+    return state
+
+
+def _report_step(parts, state, total, loss, loss_parts, timer, config, events, stats) -> None:
+    lr = parts.optimizer.param_groups[0]["lr"]
+    eta = timer.mean * (total - state.step) if timer.mean else None
+    fields = dict(stage=config.stage, epoch=state.epoch + 1, epochs=config.epochs, step=state.step,
+                  total_steps=total, loss=loss, lr=lr, eta_s=eta, seconds_per_step=timer.mean, **loss_parts)
+    events.emit("progress", **fields)
+    stats.update(status="running", **fields, recent_step_losses=state.step_losses[-RECENT_STEPS:])
+
+
+def _finish_epoch(parts, state, config, dist, events, stats, total) -> None:
+    epoch_number = state.epoch + 1
+    train_loss = state.epoch_loss_sum / max(1, state.step_in_epoch)
+    last = epoch_number >= config.epochs or state.step >= total
+    val_loss = None
+    if config.val_every and (epoch_number % config.val_every == 0 or last):
+        val_loss = validate(parts, dist)
+    record = {"epoch": epoch_number, "step": state.step, "train_loss": train_loss, "val_loss": val_loss}
+    state.epochs.append(record)
+    state.epoch += 1
+    state.step_in_epoch = 0
+    state.epoch_loss_sum = 0.0
+    events.emit("epoch", stage=config.stage, **record)
+    stats.update(force=True, epochs_history=state.epochs, epoch=epoch_number, step=state.step)
+    parts.on_checkpoint(state, "epoch")
+
+
+class _StepTimer:
+    """Mean wall seconds per step (data waiting included) over the last 50 steps of this session; the first step
+    of each epoch (worker start-up) is left out once there are others."""
+
+    def __init__(self) -> None:
+        self.durations: list[float] = []
+        self._last = 0.0
+        self._first = False
+
+    def start(self) -> None:
+        self._last, self._first = time.perf_counter(), True
+
+    def tick(self) -> None:
+        now = time.perf_counter()
+        if not self._first or not self.durations:
+            self.durations.append(now - self._last)
+        self._last, self._first = now, False
+
+    @property
+    def mean(self) -> float | None:
+        recent = self.durations[-50:]
+        return sum(recent) / len(recent) if recent else None
