@@ -91,8 +91,9 @@ def _tracking_meta():
         set_track_meta(previous)
 
 
-def resample_ras(volume: Volume, spacing_mm: float) -> tuple[np.ndarray, np.ndarray]:
-    """(array (I', J', K') float32, voxel-to-RAS affine) of ``volume`` oriented RAS and resampled to ``spacing_mm``."""
+def resample_ras(volume: Volume, spacing_mm, mode: str = "bilinear") -> tuple[np.ndarray, np.ndarray]:
+    """(array (I', J', K') float32, voxel-to-RAS affine) of ``volume`` oriented RAS and resampled to ``spacing_mm``
+    (one value or three, mm); ``mode="nearest"`` for label maps."""
     import torch
     from monai.data import MetaTensor
     from monai.transforms import Orientation, Spacing
@@ -101,7 +102,8 @@ def resample_ras(volume: Volume, spacing_mm: float) -> tuple[np.ndarray, np.ndar
         image = MetaTensor(torch.from_numpy(np.asarray(volume.array, dtype=np.float32))[None],
                            affine=torch.as_tensor(volume.affine, dtype=torch.float64))
         image = Orientation(axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S")))(image)
-        image = Spacing(pixdim=(spacing_mm,) * 3, mode="bilinear", padding_mode="border")(image)
+        pixdim = tuple(float(s) for s in np.broadcast_to(np.asarray(spacing_mm, dtype=np.float64), (3,)))
+        image = Spacing(pixdim=pixdim, mode=mode, padding_mode="border")(image)
         return image.array[0].astype(np.float32, copy=False), np.asarray(image.affine, dtype=np.float64)
 
 
