@@ -14,6 +14,7 @@ from sslseg.errors import SSLSegError
 COMMAND_MODULES = (
     "sslseg.cli.synth_command",
     "sslseg.cli.info_command",
+    "sslseg.cli.segment_command",
     "sslseg.cli.evaluate_command",
     "sslseg.cli.demo_command",
     "sslseg.cli.pretrain_command",
