@@ -22,7 +22,11 @@ def register(subparsers) -> None:
     parser.add_argument("--labelled-cases", type=int, default=5, help="labelled volumes (the last one is held out)")
     parser.add_argument("--size", type=int, default=64, help="phantom grid size in voxels (default 64)")
     parser.add_argument("--spacing", type=float, default=5.0, help="phantom voxel size in mm (default 5)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic cohort")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic cohort and of training")
+    parser.add_argument("--preset", default="tiny", help="model size: tiny (CPU demo) or vit-b (the paper's, GPU)")
+    parser.add_argument("--patch-size", type=int, default=32, help="training patch / sliding window edge (voxels)")
+    parser.add_argument("--pretrain-epochs", type=int, default=30, help="self-supervised pretraining epochs")
+    parser.add_argument("--device", default="auto", help="auto (GPU when there is one), cuda, mps or cpu")
     parser.set_defaults(run=run)
 
 
@@ -34,6 +38,10 @@ def run(args: argparse.Namespace) -> int:
         "size": (args.size,) * 3,
         "spacing": (args.spacing,) * 3,
         "seed": args.seed,
+        "preset": args.preset,
+        "patch_size": args.patch_size,
+        "pretrain_epochs": args.pretrain_epochs,
+        "device": args.device,
     }
     context = DemoContext(out=args.out, options=options)
     start = time.perf_counter()
