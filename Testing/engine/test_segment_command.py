@@ -3,6 +3,11 @@
 Whether the organs land on the right anatomy is tested with a fine-tuned model in test_segment_geometry.py.
 """
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -16,7 +21,14 @@ from sslseg.models.presets import get_preset
 from sslseg.models.unetr import architecture_card, build_unetr
 from sslseg.package.model_package import labels_to_card, save_model_package
 from sslseg.segmentation.preprocess import SegmentationPreprocessing
+from sslseg.segmentation.segment import tune_process_malloc
 from sslseg.synth.phantom import make_phantom
+
+
+@pytest.fixture(autouse=True)
+def untuned_malloc(monkeypatch):
+    """In-process runs leave pytest's allocator alone; the tuned path runs in a subprocess below."""
+    monkeypatch.setenv("SSLSEG_MALLOC_TUNING", "0")
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +78,26 @@ def test_cuda_request_without_cuda(tmp_path, random_model, oblique_ct, capsys):
     args = ["segment", str(oblique_ct), "--model", str(random_model), "--out", str(tmp_path / "s.nii.gz"), "--device", "cuda"]
     assert main(args) == 2
     assert "no CUDA" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("env", [{"SSLSEG_MALLOC_TUNING": "0"}, {"GLIBC_TUNABLES": "glibc.malloc.mmap_max=0"}])
+def test_malloc_tuning_steps_aside(monkeypatch, env):
+    """Opted out, or the user already tunes glibc malloc: nothing is changed."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert tune_process_malloc() is False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning is Linux-only")
+def test_tuned_process_gives_the_same_labels(tmp_path, random_model, oblique_ct):
+    """`sslseg segment` in its own process with glibc malloc tuned gives exactly the in-process, untuned result."""
+    untuned = tmp_path / "untuned.nii.gz"
+    assert main(["segment", str(oblique_ct), "--model", str(random_model), "--out", str(untuned)]) == 0
+    tuned = tmp_path / "tuned.nii.gz"
+    env = {k: v for k, v in os.environ.items() if k not in ("SSLSEG_MALLOC_TUNING", "GLIBC_TUNABLES")}
+    code = ("import sys; from sslseg.segmentation.segment import tune_process_malloc; "
+            "assert tune_process_malloc(), 'not applied'; from sslseg.cli.main import main; sys.exit(main(sys.argv[1:]))")
+    command = [sys.executable, "-c", code, "segment", str(oblique_ct), "--model", str(random_model), "--out", str(tuned)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(read_volume(tuned).array, read_volume(untuned).array)

@@ -43,3 +43,34 @@ def test_air_windows_are_skipped_and_background():
     probabilities = predict_probabilities(model, array, window=16, overlap=0.0, foreground=0.0)
     assert model.calls == 1
     assert probabilities[1, :16, :16].min() > 0.99 and probabilities[0, 16:, :].min() == 1.0
+
+
+def test_windows_side_by_side_blend_exactly_as_one_after_the_other():
+    rng = np.random.default_rng(1)
+    array = rng.random((41, 23, 30)).astype(np.float32)
+    threads = torch.get_num_threads()
+    one = predict_probabilities(Threshold(), array, window=16, overlap=0.5, foreground=None, workers=1)
+    model = Threshold()
+    two = predict_probabilities(model, array, window=16, overlap=0.5, batch_size=2, foreground=None, workers=2)
+    assert model.calls == len(window_starts(41, 16, 0.5)) * len(window_starts(23, 16, 0.5)) * len(window_starts(30, 16, 0.5))
+    torch.testing.assert_close(two, one, rtol=0, atol=1e-6)
+    assert torch.get_num_threads() == threads  # the worker split is undone
+    assert not two.requires_grad
+
+
+def test_a_failing_window_is_reported_and_threads_restored():
+    class Broken(Threshold):
+        def forward(self, x):
+            if self.calls >= 2:
+                raise RuntimeError("boom")
+            return super().forward(x)
+
+    threads = torch.get_num_threads()
+    array = np.ones((40, 40, 16), np.float32)
+    try:
+        predict_probabilities(Broken(), array, window=16, overlap=0.0, foreground=None, workers=2)
+    except RuntimeError as error:
+        assert "boom" in str(error)
+    else:
+        raise AssertionError("the worker's error was swallowed")
+    assert torch.get_num_threads() == threads

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "sslseg.cli.demo_command",
     "sslseg.cli.pretrain_command",
     "sslseg.cli.preview_views_command",
+    "sslseg.cli.finetune_command",
 )
 
 

@@ -11,7 +11,7 @@ from sslseg.io.formats import volume_extension
 from sslseg.io.label_map_writer import write_label_map
 from sslseg.io.scan import VolumeSource
 from sslseg.package.model_package import load_model_package
-from sslseg.segmentation.segment import Segmenter, SegmentOptions, present_organs
+from sslseg.segmentation.segment import Segmenter, SegmentOptions, present_organs, tune_process_malloc
 
 OUTPUTS = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd")
 
@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.overlap < 1:
         raise SSLSegError(f"--overlap {args.overlap} is outside 0..1", "use e.g. --overlap 0.25")
     options = SegmentOptions(args.device, args.amp, args.overlap, max(1, args.sw_batch_size), args.largest_component)
+    tune_process_malloc()  # this process segments one volume and exits: see the function for why, and the opt-out
     segmenter = Segmenter(load_model_package(args.model), options)
     volume = VolumeSource(args.image, args.series_uid).read()
     start = time.perf_counter()

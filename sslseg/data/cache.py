@@ -18,6 +18,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -101,7 +102,7 @@ def build_entry(source: VolumeSource, key: str, cache_dir: Path, settings: Prepr
     volume = source.read()
     array, affine, modality = preprocess_volume(volume, settings)
     array_path = cache_dir / f"{key}.npy"
-    _write_atomic(array_path, lambda p: _save_npy(p, array.astype(CACHE_DTYPE)))
+    write_npy(array_path, array.astype(CACHE_DTYPE))
     record = {
         "name": source.name, "source": str(source.path), "series_uid": source.series_uid,
         "shape": list(array.shape), "affine": affine.tolist(), "modality": modality,
@@ -109,21 +110,50 @@ def build_entry(source: VolumeSource, key: str, cache_dir: Path, settings: Prepr
         "original_spacing": volume.spacing.tolist(), "signature": source_signature(source),
         "settings": settings.to_dict(),
     }
-    _write_atomic(cache_dir / f"{key}.json", lambda p: p.write_text(json.dumps(record, indent=1), encoding="utf-8"))
+    write_record(cache_dir / f"{key}.json", record)
     return _entry_from_json(cache_dir / f"{key}.json")
 
 
-def _build_or_mark(item) -> None:
-    source, key, cache_dir, settings = item
-    marker = cache_dir / f"{key}.error.json"
-    marker.unlink(missing_ok=True)
+@dataclass(frozen=True)
+class CacheJob:
+    """One cache entry to make: ``build(*args)`` writes ``cache_dir/<key>.json`` (last, atomically) and whatever
+    arrays it refers to. ``build`` is a module-level function (worker processes call it); ``source`` names the input
+    in warnings."""
+
+    key: str
+    cache_dir: Path
+    source: str
+    build: Callable
+    args: tuple
+
+    @property
+    def record(self) -> Path:
+        return self.cache_dir / f"{self.key}.json"
+
+    @property
+    def marker(self) -> Path:
+        return self.cache_dir / f"{self.key}.error.json"
+
+
+def write_npy(path: Path, array: np.ndarray) -> None:
+    """``array`` as a ``.npy`` file, written atomically (readers memory-map it)."""
+    _write_atomic(path, lambda p: _save_npy(p, array))
+
+
+def write_record(path: Path, record: dict) -> None:
+    """A cache entry's JSON record, written atomically (its presence marks the entry complete)."""
+    _write_atomic(path, lambda p: p.write_text(json.dumps(record, indent=1), encoding="utf-8"))
+
+
+def _build_or_mark(job: CacheJob) -> None:
+    job.marker.unlink(missing_ok=True)
     try:
-        build_entry(source, key, cache_dir, settings)
+        job.build(*job.args)
     except MemoryError:
         raise
     except Exception as error:  # noqa: BLE001 - any unreadable or broken file is skipped, not fatal
         message = error.message if isinstance(error, SSLSegError) else f"{type(error).__name__}: {error}"
-        marker.write_text(json.dumps({"source": str(source), "message": message}), encoding="utf-8")
+        job.marker.write_text(json.dumps({"source": job.source, "message": message}), encoding="utf-8")
 
 
 def _run_parallel(items: list, workers: int) -> None:
@@ -141,8 +171,47 @@ def _run_parallel(items: list, workers: int) -> None:
             _build_or_mark(items[index])
             return index
 
-    for _ in DataLoader(_Jobs(), batch_size=None, num_workers=min(workers, len(items))):
+    from sslseg.data.loader import ignore_interrupts
+
+    jobs = DataLoader(_Jobs(), batch_size=None, num_workers=min(workers, len(items)), worker_init_fn=ignore_interrupts)
+    for _ in jobs:
         pass
+
+
+def fill_cache(jobs: list[CacheJob], workers: int = 0, rank: int = 0, world_size: int = 1, barrier=None,
+               what: str = "volumes") -> tuple[list[Path | None], list[CacheFailure]]:
+    """Make every job's entry that is not cached yet; returns (each job's record path, or None where it failed;
+    the failures, also logged on rank 0).
+
+    Args:
+        workers: processes that preprocess in parallel (0: in this process).
+        rank, world_size, barrier: DDP sharding; ``barrier()`` is called once every share is done.
+        what: what the jobs are, for the log.
+    """
+    for folder in {job.cache_dir for job in jobs}:
+        folder.mkdir(parents=True, exist_ok=True)
+    # shard over all jobs, not over the missing ones: ranks look at the folder at different moments
+    mine = [jobs[i] for i in range(rank, len(jobs), world_size) if not jobs[i].record.is_file()]
+    if mine:
+        log.info("preprocessing %d of %d %s into %s", len(mine), len(jobs), what, mine[0].cache_dir)
+    _run_parallel(mine, workers)
+    if barrier is not None:
+        barrier()
+    records, failures = [], []
+    for job in jobs:
+        if job.record.is_file():
+            records.append(job.record)
+        else:
+            message = json.loads(job.marker.read_text())["message"] if job.marker.is_file() else "not preprocessed"
+            records.append(None)
+            failures.append(CacheFailure(job.source, message))
+    if rank == 0:
+        for failure in failures:
+            log.warning("skipping %s: %s", failure.source, failure.message)
+    if not any(records):
+        raise SSLSegError(f"none of the {len(jobs)} {what} could be read",
+                          f"first problem: {failures[0].source}: {failures[0].message}" if failures else "")
+    return records, failures
 
 
 def build_cache(sources: list[VolumeSource], cache_dir: str | Path, settings: PreprocessSettings,
@@ -154,28 +223,9 @@ def build_cache(sources: list[VolumeSource], cache_dir: str | Path, settings: Pr
         rank, world_size, barrier: DDP sharding; ``barrier()`` is called once every share is done.
     """
     cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    keys = [entry_key(s, settings) for s in sources]
-    # shard over all sources, not over the missing ones: ranks look at the folder at different moments
-    mine = [(sources[i], keys[i], cache_dir, settings) for i in range(rank, len(sources), world_size)
-            if not (cache_dir / f"{keys[i]}.json").is_file()]
-    if mine:
-        log.info("preprocessing %d of %d volumes into %s", len(mine), len(sources), cache_dir)
-    _run_parallel(mine, workers)
-    if barrier is not None:
-        barrier()
-    entries, failures = [], []
-    for source, key in zip(sources, keys):
-        record, marker = cache_dir / f"{key}.json", cache_dir / f"{key}.error.json"
-        if record.is_file():
-            entries.append(_entry_from_json(record))
-        else:
-            message = json.loads(marker.read_text())["message"] if marker.is_file() else "not preprocessed"
-            failures.append(CacheFailure(str(source), message))
-    if rank == 0:
-        for failure in failures:
-            log.warning("skipping %s: %s", failure.source, failure.message)
-    if not entries:
-        raise SSLSegError(f"none of the {len(sources)} volumes could be read",
-                          f"first problem: {failures[0].source}: {failures[0].message}" if failures else "")
-    return entries, failures
+    jobs = []
+    for source in sources:
+        key = entry_key(source, settings)
+        jobs.append(CacheJob(key, cache_dir, str(source), build_entry, (source, key, cache_dir, settings)))
+    records, failures = fill_cache(jobs, workers, rank, world_size, barrier)
+    return [_entry_from_json(record) for record in records if record is not None], failures

@@ -10,13 +10,23 @@ def default_workers() -> int:
     return max(0, min(4, (os.cpu_count() or 1) - 1))
 
 
-def worker_init(_worker_id: int) -> None:
-    """Worker process setup: no MetaTensor bookkeeping, one torch thread (the main process has the cores)."""
+def ignore_interrupts(_worker_id: int = 0) -> None:
+    """In a worker process: ignore SIGINT. A terminal's Ctrl-C reaches the whole process group; the main process
+    stops the run cleanly (``sslseg.training.stop_signal``) and shuts its workers down, which must not die first."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def worker_init(worker_id: int) -> None:
+    """Worker process setup: no MetaTensor bookkeeping, one torch thread (the main process has the cores), SIGINT
+    left to the main process."""
     import torch
     from monai.data import set_track_meta
 
     set_track_meta(False)
     torch.set_num_threads(1)
+    ignore_interrupts(worker_id)
 
 
 def make_loader(dataset, batch_sampler, workers: int, seed: int, pin_memory: bool = False):

@@ -4,6 +4,12 @@ transfer into MONAI ``UNETR``.
 Tensor names are those of MONAI ``ViTAutoEnc`` (``patch_embedding.*``, ``blocks.N.*``, ``norm.*``); ``UNETR`` holds
 the same tensors under ``vit.``. A transfer reports every tensor it copied, so callers check the count rather than
 trusting ``strict=False`` (which hides everything).
+
+Encoders from elsewhere (MONAI's SSL tutorial saves ``ViTAutoEnc.state_dict()`` with ``torch.save``) are read by
+:func:`read_encoder_file` with ``torch.load(weights_only=True)`` only: a file that would need full unpickling (which
+can run arbitrary code) is refused. Two silent failures of the usual ``strict=False`` transfer are made loud here: a
+patch embedding of another ``proj_type`` (other tensor names, so it would simply be skipped), and position
+embeddings for another input size, which are resized on request (trilinear over the token grid) and reported.
 """
 
 from __future__ import annotations
@@ -25,6 +31,14 @@ CARD_FORMAT_VERSION = 1
 FOREIGN_PREFIXES = ("module.", "model.", "encoder_q.", "online_network.encoder.", "backbone.", "encoder.", "vit.")
 #: Keys under which other tools nest the state dict in a checkpoint.
 NESTING_KEYS = ("state_dict", "model", "model_state_dict", "net")
+#: Target tensors a transfer may leave at their initial values: MONAI >= 1.3 gives every transformer block a
+#: LayerNorm for cross-attention (``norm_cross_attn``) that ViT and UNETR never use; encoders saved by older MONAI
+#: (e.g. with the SSL tutorial) do not have it.
+UNUSED_TARGETS = (".norm_cross_attn.",)
+POSITION_EMBEDDING = "patch_embedding.position_embeddings"
+#: The patch embedding's weight name for each MONAI ``proj_type``.
+PROJ_TYPE_KEYS = {"conv": "patch_embedding.patch_embeddings.weight",
+                  "perceptron": "patch_embedding.patch_embeddings.1.weight"}
 
 
 @dataclass
@@ -36,12 +50,17 @@ class TransferReport:
         missing: target encoder names with no pretrained tensor.
         unexpected: pretrained names with no place in the target.
         mismatched: ``(name, pretrained shape, target shape)`` for tensors of the wrong size.
+        resized: ``(name, pretrained shape, target shape)`` of position embeddings resized to the target's token
+            grid (also counted in ``transferred``).
+        kept_initial: unused target tensors the pretrained state lacks (see ``UNUSED_TARGETS``).
     """
 
     transferred: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     mismatched: list[tuple[str, tuple, tuple]] = field(default_factory=list)
+    resized: list[tuple[str, tuple, tuple]] = field(default_factory=list)
+    kept_initial: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -56,7 +75,18 @@ class TransferReport:
         if self.mismatched:
             name, a, b = self.mismatched[0]
             text += f", {len(self.mismatched)} of another shape (e.g. {name}: {a} vs {b})"
+        for name, a, b in self.resized:
+            text += f"; {name} resized from {token_grid(a)}^3 to {token_grid(b)}^3 tokens (trilinear)"
+        if self.kept_initial:
+            text += f"; {len(self.kept_initial)} unused norm_cross_attn tensors not in the file, left as initialised"
         return text
+
+    def to_dict(self) -> dict:
+        """For events and cards: counts, and what was resized."""
+        return {"transferred": len(self.transferred), "missing": len(self.missing),
+                "unexpected": len(self.unexpected), "mismatched": len(self.mismatched),
+                "kept_initial": len(self.kept_initial),
+                "position_embedding_resized": [{"tensor": n, "from": list(a), "to": list(b)} for n, a, b in self.resized]}
 
 
 def save_encoder(folder: str | Path, encoder_state: dict, card: dict) -> Path:
@@ -119,25 +149,103 @@ def normalise_encoder_keys(state: dict) -> dict:
     return result
 
 
-def load_encoder_into(module, encoder_state: dict, target_prefix: str = "vit.", require_complete: bool = True):
+def read_encoder_file(path: str | Path) -> dict:
+    """The tensors of a ``.pt``/``.pth`` (``torch.load(weights_only=True)``: tensors and plain containers only) or
+    ``.safetensors`` file, nesting and prefixes still in place (see :func:`normalise_encoder_keys`)."""
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise SSLSegError(f"encoder file {path} does not exist", "give a pretraining RUN_DIR, a .pt/.pth file or none")
+    if path.suffix.lower() == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise SSLSegError(
+            f"{path} holds Python objects besides tensors; reading it would need full unpickling, which can run "
+            f"arbitrary code, so it is refused ({str(error).splitlines()[0]})",
+            "save only the weights where it was made: torch.save(model.state_dict(), 'encoder.pt')") from error
+    except Exception as error:  # noqa: BLE001 - torch reports damaged files with many exception types
+        raise SSLSegError(f"cannot read {path} as a PyTorch weights file: {error}".splitlines()[0],
+                          "it is damaged or not a torch.save file") from error
+    if not isinstance(state, dict):
+        raise SSLSegError(f"{path} holds a {type(state).__name__}, not a state dict", "save model.state_dict()")
+    return state
+
+
+def encoder_proj_type(state: dict) -> str | None:
+    """``"conv"`` or ``"perceptron"`` by the patch embedding's tensor names (``ViTAutoEnc`` names), None if absent."""
+    for proj_type, key in PROJ_TYPE_KEYS.items():
+        if key in state:
+            return proj_type
+    return None
+
+
+def token_grid(shape) -> int:
+    """Edge of the cubic token grid of a position embedding of shape (1, N, hidden): cbrt(N); 0 if N is no cube."""
+    tokens = int(shape[1])
+    edge = round(tokens ** (1 / 3))
+    return edge if edge**3 == tokens else 0
+
+
+def resize_position_embedding(embedding, grid: int):
+    """(1, g^3, hidden) position embeddings resampled to (1, grid^3, hidden), trilinear over the token grid.
+
+    Tokens are ordered as MONAI's patch embedding flattens them: the first spatial axis slowest.
+    """
+    import torch
+
+    edge = token_grid(embedding.shape)
+    cube = embedding.detach().float().reshape(1, edge, edge, edge, -1).permute(0, 4, 1, 2, 3)
+    resized = torch.nn.functional.interpolate(cube, size=(grid, grid, grid), mode="trilinear", align_corners=False)
+    return resized.permute(0, 2, 3, 4, 1).reshape(1, grid**3, -1).to(embedding.dtype)
+
+
+def _check_proj_type(source: dict, target_encoder: dict) -> None:
+    found, wanted = encoder_proj_type(source), encoder_proj_type(target_encoder)
+    if found and wanted and found != wanted:
+        raise SSLSegError(
+            f"the pretrained encoder embeds patches with proj_type '{found}', this network with '{wanted}': the patch "
+            f"embedding's tensors have other names ({PROJ_TYPE_KEYS[found]} vs {PROJ_TYPE_KEYS[wanted]}), and a "
+            "strict=False load would silently leave it untrained",
+            f"build the network with proj_type '{found}' (the encoder's card or a preset with that proj_type)")
+
+
+def load_encoder_into(module, encoder_state: dict, target_prefix: str = "vit.", require_complete: bool = True,
+                      resize_position_embedding_to_fit: bool = False):
     """Copy pretrained encoder tensors into ``module`` (e.g. a ``UNETR``, whose ViT lives under ``vit.``).
 
     Every target tensor named ``target_prefix + <encoder name>`` is a candidate. Returns a
     :class:`TransferReport`; with ``require_complete`` an incomplete transfer raises an error naming what is wrong.
+    A patch embedding of another ``proj_type`` is always an error. With ``resize_position_embedding_to_fit``,
+    position embeddings of another cubic token grid (an encoder pretrained on another patch size) are resized
+    (:func:`resize_position_embedding`) and listed in ``report.resized``.
     """
     import torch
 
     source = normalise_encoder_keys(encoder_state)
     target = module.state_dict()
     candidates = [k for k in target if k.startswith(target_prefix) and k[len(target_prefix):].startswith(ENCODER_PREFIXES)]
+    _check_proj_type(source, {k[len(target_prefix):]: target[k] for k in candidates})
     report = TransferReport()
     updated = {}
     for name in candidates:
         key = name[len(target_prefix):]
         if key not in source:
-            report.missing.append(name)
+            (report.kept_initial if any(u in key for u in UNUSED_TARGETS) else report.missing).append(name)
         elif tuple(source[key].shape) != tuple(target[name].shape):
-            report.mismatched.append((name, tuple(source[key].shape), tuple(target[name].shape)))
+            wanted = tuple(target[name].shape)
+            if resize_position_embedding_to_fit and _resizable(key, source[key].shape, wanted):
+                updated[name] = resize_position_embedding(source[key], token_grid(wanted)).to(dtype=target[name].dtype)
+                report.resized.append((name, tuple(source[key].shape), wanted))
+                report.transferred.append(name)
+            else:
+                report.mismatched.append((name, tuple(source[key].shape), wanted))
         else:
             updated[name] = source[key].to(dtype=target[name].dtype)
             report.transferred.append(name)
@@ -149,6 +257,11 @@ def load_encoder_into(module, encoder_state: dict, target_prefix: str = "vit.", 
         for name, tensor in updated.items():
             _parameter_or_buffer(module, name).copy_(tensor)
     return report
+
+
+def _resizable(key: str, found, wanted) -> bool:
+    return (key == POSITION_EMBEDDING and len(found) == len(wanted) == 3 and found[2] == wanted[2]
+            and token_grid(found) > 0 and token_grid(wanted) > 0)
 
 
 def _parameter_or_buffer(module, name: str):

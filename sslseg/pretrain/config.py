@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-
-from sslseg.errors import SSLSegError
+from sslseg.training.settings import common_problems, refuse_output_inside_data, refuse_problems
 
 #: Settings that define what is trained: a resumed run must use the same values (others may change on resume).
 IDENTITY_FIELDS = (
@@ -74,26 +72,11 @@ class PretrainConfig:
 
     def check(self) -> None:
         """Refuse settings that cannot work, with the option to change."""
-        problems = [
-            (self.epochs < 1, "--epochs must be at least 1"),
-            (self.max_steps is not None and self.max_steps < 1, "--max-steps must be at least 1"),
-            (self.batch_size < 1, "--batch-size must be at least 1"),
+        refuse_problems(common_problems(self) + [
             (self.patches_per_volume < 1, "--patches-per-volume must be at least 1"),
-            (not self.lr > 0, "--lr must be > 0"),
-            (self.weight_decay < 0 or self.grad_clip < 0 or self.warmup_steps < 0,
-             "--weight-decay, --grad-clip and --warmup-steps must be >= 0"),
-            (not 0 <= self.val_fraction < 1, "--val-fraction must be in [0, 1)"),
-            (self.val_every < 0 or self.checkpoint_every < 0, "--val-every and --checkpoint-every must be >= 0"),
-            (self.workers is not None and self.workers < 0, "--workers must be >= 0"),
-            (self.resume and self.overwrite, "--resume and --overwrite exclude each other"),
-        ]
-        for failed, message in problems:
-            if failed:
-                raise SSLSegError(message, "see `sslseg pretrain --help`")
-        out, data = Path(self.out_dir).resolve(), Path(self.data_dir).resolve()
-        if out == data or out.is_relative_to(data):
-            raise SSLSegError(f"RUN_DIR {self.out_dir} is inside DATA_DIR {self.data_dir}: the run's own files would "
-                              "be read as training data", "choose an --out folder outside DATA_DIR")
+            (self.warmup_steps < 0, "--warmup-steps must be >= 0"),
+        ], "pretrain")
+        refuse_output_inside_data(self.out_dir, self.data_dir, "RUN_DIR", "DATA_DIR", "training data")
 
     def identity(self) -> dict:
         """The settings a resumed run must share with the run it continues (JSON-able)."""

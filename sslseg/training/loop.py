@@ -5,6 +5,9 @@ the callables it is given, so pretraining and fine-tuning share it.
 Counting: ``state.step`` optimisation steps are done; the current epoch is ``state.epoch`` (0-based) of which
 ``state.step_in_epoch`` steps are done. A run stopped anywhere between two steps and restored from its checkpoint
 continues with the very next batch.
+
+SIGTERM / SIGINT (:mod:`sslseg.training.stop_signal`): the step under way is finished, a checkpoint is written (reason
+``"stopped"``; at an epoch end the epoch's own checkpoint serves) and :class:`TrainingStopped` is raised.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import torch
 from sslseg.errors import SSLSegError
 from sslseg.training.distributed import DistContext, all_reduce_sum
 from sslseg.training.events import EventLog, ProgressBar, TrainStats
+from sslseg.training.stop_signal import StopSignal, agreed
 
 #: Step losses kept in train_stats.json (all of them stay in the checkpoint and the events).
 RECENT_STEPS = 500
@@ -77,7 +81,9 @@ class TrainParts:
         steps_per_epoch: optimisation steps per epoch.
         compute_val: ``(model, batch) -> (B,)`` per-sample losses, or None.
         val_batches: ``() -> iterable of batches`` of this process's validation share, or None.
-        on_checkpoint: ``(state, reason)`` with reason ``"step"``, ``"epoch"`` or ``"end"``.
+        evaluate: ``() -> dict`` of validation metrics (e.g. Dice) merged into the epoch's record, or None; called
+            with the model in eval mode and gradients off, on every process (it gathers its own shares).
+        on_checkpoint: ``(state, reason)`` with reason ``"step"``, ``"epoch"``, ``"end"`` or ``"stopped"``.
     """
 
     model: torch.nn.Module
@@ -90,6 +96,7 @@ class TrainParts:
     device: torch.device
     compute_val: Callable | None = None
     val_batches: Callable[[], Iterable] | None = None
+    evaluate: Callable[[], dict] | None = None
     on_checkpoint: Callable[[TrainState, str], None] = lambda state, reason: None
 
 
@@ -118,6 +125,18 @@ def validate(parts: TrainParts, dist: DistContext) -> float | None:
     return total / count if count else None
 
 
+def evaluate(parts: TrainParts) -> dict:
+    """The metrics of ``parts.evaluate`` (model in eval mode, no gradients); {} without it."""
+    if parts.evaluate is None:
+        return {}
+    parts.model.eval()
+    try:
+        with torch.no_grad():
+            return parts.evaluate()
+    finally:
+        parts.model.train()
+
+
 def _optimisation_step(parts: TrainParts, batch: dict, grad_clip: float):
     model, optimizer, scaler = parts.model, parts.optimizer, parts.precision.scaler
     with parts.precision.autocast():
@@ -136,14 +155,20 @@ def _optimisation_step(parts: TrainParts, batch: dict, grad_clip: float):
 
 def train(parts: TrainParts, state: TrainState, config: LoopConfig, dist: DistContext, events: EventLog,
           stats: TrainStats) -> TrainState:
-    """Train from ``state`` until the planned steps are done; returns the final state."""
+    """Train from ``state`` until the planned steps are done; returns the final state.
+
+    Raises:
+        TrainingStopped: on SIGTERM/SIGINT, after the current step and a checkpoint (see the module docstring).
+    """
     spe = parts.steps_per_epoch
     total = planned_steps(config, spe)
     bar = ProgressBar(total, state.step, config.stage, enabled=dist.is_main)
     timer = _StepTimer()
     last_event = 0.0
+    stop = StopSignal(deferred=True)
     parts.model.train()
     try:
+        stop.install()
         while state.step < total:
             timer.start()
             for batch in parts.train_batches(state.epoch, state.step_in_epoch):
@@ -162,16 +187,24 @@ def train(parts: TrainParts, state: TrainState, config: LoopConfig, dist: DistCo
                 if end_of_epoch or state.step >= total or time.monotonic() - last_event >= 1.0 or state.step == 1:
                     last_event = time.monotonic()
                     _report_step(parts, state, total, loss, output.parts, timer, config, events, stats)
-                if config.checkpoint_every and state.step % config.checkpoint_every == 0 and not end_of_epoch:
+                saved = bool(config.checkpoint_every) and state.step % config.checkpoint_every == 0
+                if saved and not end_of_epoch:
                     parts.on_checkpoint(state, "step")
                 if state.step >= total:
                     break
+                if agreed(stop, dist, parts.device) and not end_of_epoch:  # at an epoch end: the epoch's checkpoint
+                    if not saved:
+                        parts.on_checkpoint(state, "stopped")
+                    raise stop.stopped(state.step, state.epoch + 1)
             if state.step_in_epoch >= spe:
                 _finish_epoch(parts, state, config, dist, events, stats, total)
+                if state.step < total and agreed(stop, dist, parts.device):
+                    raise stop.stopped(state.step, state.epoch)
             else:
                 parts.on_checkpoint(state, "end")
                 break
     finally:
+        stop.restore()
         bar.close()
     return state
 
@@ -189,10 +222,11 @@ def _finish_epoch(parts, state, config, dist, events, stats, total) -> None:
     epoch_number = state.epoch + 1
     train_loss = state.epoch_loss_sum / max(1, state.step_in_epoch)
     last = epoch_number >= config.epochs or state.step >= total
-    val_loss = None
+    val_loss, metrics = None, {}
     if config.val_every and (epoch_number % config.val_every == 0 or last):
         val_loss = validate(parts, dist)
-    record = {"epoch": epoch_number, "step": state.step, "train_loss": train_loss, "val_loss": val_loss}
+        metrics = evaluate(parts)
+    record = {"epoch": epoch_number, "step": state.step, "train_loss": train_loss, "val_loss": val_loss, **metrics}
     state.epochs.append(record)
     state.epoch += 1
     state.step_in_epoch = 0

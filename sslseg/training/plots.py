@@ -44,3 +44,36 @@ def plot_loss_curve(path: str | Path, step_losses: list, epochs: list[dict], tit
     path = Path(path)
     write_atomically(path, lambda p: figure.savefig(p, format="png"))
     return path
+
+
+def plot_metric_curve(path: str | Path, epochs: list[dict], metric: str, per_item: str | None = None,
+                      label: str = "", title: str = "") -> Path:
+    """A validation metric per evaluated epoch against the step: ``epoch[metric]`` bold, and one thin line per entry
+    of the dict ``epoch[per_item]`` (e.g. Dice per organ). Epochs without the metric are skipped."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4), dpi=100)
+    axes = figure.add_subplot()
+    evaluated = [e for e in epochs if e.get(metric) is not None]
+    names = sorted({name for e in evaluated for name in (e.get(per_item) or {})}) if per_item else []
+    for name in names:
+        points = [(e["step"], e[per_item][name]) for e in evaluated if (e.get(per_item) or {}).get(name) is not None]
+        if points:
+            axes.plot(*zip(*points), linewidth=0.8, alpha=0.7, marker=".", markersize=3, label=name)
+    if evaluated:
+        axes.plot([e["step"] for e in evaluated], [e[metric] for e in evaluated], color="black", linewidth=2,
+                  marker="o", markersize=4, label=label or metric)
+    axes.set_xlabel("step")
+    axes.set_ylabel(label or metric)
+    if title:
+        axes.set_title(title)
+    axes.grid(alpha=0.3)
+    if evaluated:
+        axes.legend(loc="lower right", fontsize=7, ncol=2 if len(names) > 8 else 1)
+    figure.tight_layout()
+    path = Path(path)
+    write_atomically(path, lambda p: figure.savefig(p, format="png"))
+    return path

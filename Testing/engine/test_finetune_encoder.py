@@ -1,0 +1,135 @@
+"""Where UNETR's ViT comes from: our pretraining RUN_DIR, a MONAI-tutorial-style ``.pt`` state dict, or nothing.
+Transfers are counted, mismatches named, pickled code never run, position embeddings resized on request (and
+reported), and a patch embedding of another ``proj_type`` refused rather than silently skipped."""
+
+import dataclasses
+import pathlib
+
+import pytest
+import torch
+
+from sslseg.errors import SSLSegError
+from sslseg.finetune.encoder import choose_encoder
+from sslseg.models.encoder_io import load_encoder_into, resize_position_embedding
+from sslseg.models.presets import get_preset
+from sslseg.models.unetr import build_unetr
+from sslseg.models.vit_autoenc import build_vit_autoenc
+
+VIT_TENSORS_OF_UNETR = 161  # 3 patch embedding + 12 blocks x 13 + 2 final norm
+
+
+def vit_names(unetr) -> list[str]:
+    return [k for k in unetr.state_dict() if k.startswith("vit.")]
+
+
+def tutorial_checkpoint(path, preset, **changes):
+    """What MONAI's SSL tutorial leaves: a ViTAutoEnc state dict (here trained under DataParallel, so ``module.``
+    prefixes) nested in a dict with the epoch and optimiser state, saved with torch.save."""
+    torch.manual_seed(1)
+    model = build_vit_autoenc(dataclasses.replace(preset, **changes))
+    state = {f"module.{k}": v for k, v in model.state_dict().items()}
+    optimizer = torch.optim.AdamW(model.parameters())
+    torch.save({"epoch": 7, "state_dict": state, "optimizer": optimizer.state_dict()}, path)
+    return model.state_dict()
+
+
+def test_a_pretraining_run_transfers_every_vit_tensor(tiny_encoder_run):
+    choice = choose_encoder(str(tiny_encoder_run))
+    assert choice.preset.name == "tiny" and choice.preset.img_size == 32 == choice.encoder_img_size
+    assert choice.origin["kind"] == "sslseg-pretraining"
+    assert choice.origin["ssl_method"]["name"] == "inpaint-contrastive" and choice.origin["data_fingerprint"]["train"]
+    unetr = build_unetr(choice.preset, 4)
+    report = load_encoder_into(unetr, choice.state, resize_position_embedding_to_fit=True)
+    assert len(report.transferred) == len(vit_names(unetr)) == VIT_TENSORS_OF_UNETR
+    assert report.complete and not report.resized
+    for name in vit_names(unetr):
+        assert torch.equal(unetr.state_dict()[name], choice.state[name[len("vit."):]]), name
+
+
+def test_a_preset_other_than_the_encoders_is_refused(tiny_encoder_run):
+    with pytest.raises(SSLSegError, match="--preset vit-b differs from the encoder's preset tiny"):
+        choose_encoder(str(tiny_encoder_run), preset_name="vit-b")
+
+
+def test_a_tutorial_style_state_dict_loads(tmp_path):
+    preset = get_preset("tiny").with_img_size(32)
+    original = tutorial_checkpoint(tmp_path / "best_model.pt", preset)
+    choice = choose_encoder(str(tmp_path / "best_model.pt"), preset_name="tiny")
+    assert choice.preset.img_size == 32 and choice.origin["kind"] == "file"
+    unetr = build_unetr(choice.preset, 3)
+    report = load_encoder_into(unetr, choice.state)
+    assert len(report.transferred) == VIT_TENSORS_OF_UNETR and report.complete
+    assert torch.equal(unetr.state_dict()["vit.blocks.11.mlp.linear2.weight"], original["blocks.11.mlp.linear2.weight"])
+    assert not any("conv3d_transpose" in name for name in choice.state)  # the reconstruction head stays behind
+
+
+def test_an_encoder_saved_by_older_monai_loads_without_its_unused_norms(tmp_path):
+    """MONAI < 1.3 had no ``norm_cross_attn`` in its transformer blocks (never used by ViT or UNETR)."""
+    preset = get_preset("tiny").with_img_size(32)
+    state = build_vit_autoenc(preset).state_dict()
+    torch.save({k: v for k, v in state.items() if "norm_cross_attn" not in k}, tmp_path / "old.pth")
+    choice = choose_encoder(str(tmp_path / "old.pth"), preset_name="tiny")
+    report = load_encoder_into(build_unetr(choice.preset, 3), choice.state)
+    assert report.complete and len(report.transferred) == VIT_TENSORS_OF_UNETR - 24 and len(report.kept_initial) == 24
+    assert "24 unused norm_cross_attn tensors" in report.summary()
+
+
+def test_an_encoder_of_another_width_is_refused_naming_the_mismatch(tmp_path):
+    tutorial_checkpoint(tmp_path / "wide.pt", get_preset("tiny").with_img_size(32), hidden_size=192, mlp_dim=768)
+    with pytest.raises(SSLSegError, match=r"hidden_size 192 in the file vs 96 in preset tiny; mlp_dim 768"):
+        choose_encoder(str(tmp_path / "wide.pt"), preset_name="tiny")
+
+
+def test_loading_never_runs_pickled_code(tmp_path):
+    marker = tmp_path / "code_ran"
+
+    class Payload:  # unpickling calls Path.write_text(marker, ...): arbitrary code
+        def __reduce__(self):
+            return pathlib.Path.write_text, (marker, "pwned")
+
+    state = build_vit_autoenc(get_preset("tiny").with_img_size(32)).state_dict()
+    torch.save({"state_dict": state, "extra": Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(SSLSegError, match="full unpickling, which can run arbitrary code, so it is refused"):
+        choose_encoder(str(tmp_path / "evil.pt"), preset_name="tiny")
+    assert not marker.exists()
+    torch.load(tmp_path / "evil.pt", weights_only=False)  # the payload is real: a full unpickle runs it
+    assert marker.read_text() == "pwned"
+
+
+def test_an_encoder_pretrained_on_smaller_patches_gets_its_position_grid_resized(tiny_encoder_run):
+    choice = choose_encoder(str(tiny_encoder_run), patch_size=64)  # pretrained on 32^3: 2^3 tokens -> 4^3
+    assert choice.preset.img_size == 64 and choice.encoder_img_size == 32
+    unetr = build_unetr(choice.preset, 3)
+    report = load_encoder_into(unetr, choice.state, resize_position_embedding_to_fit=True)
+    assert len(report.transferred) == VIT_TENSORS_OF_UNETR and report.complete
+    assert report.resized == [("vit.patch_embedding.position_embeddings", (1, 8, 96), (1, 64, 96))]
+    assert "resized from 2^3 to 4^3 tokens" in report.summary()
+    assert report.to_dict()["position_embedding_resized"][0]["to"] == [1, 64, 96]
+    assert unetr(torch.zeros(1, 1, 64, 64, 64)).shape == (1, 3, 64, 64, 64)
+    with pytest.raises(SSLSegError, match="of another shape .*position_embeddings"):  # only when asked for
+        load_encoder_into(build_unetr(choice.preset, 3), choice.state)
+
+
+def test_position_resize_follows_the_token_grid_axes():
+    """A field varying along the first grid axis only (MONAI flattens tokens first axis slowest) keeps doing so."""
+    grid = torch.arange(2.0).reshape(2, 1, 1, 1).expand(2, 2, 2, 5)  # value = index along axis 0, 5 channels
+    resized = resize_position_embedding(grid.reshape(1, 8, 5), 4).reshape(4, 4, 4, 5)
+    assert torch.allclose(resized[:, 1:2, 2:3, :], resized[:, :1, :1, :])  # constant along axes 1 and 2
+    assert torch.all(resized[1:, 0, 0, 0] >= resized[:-1, 0, 0, 0]) and resized[3, 0, 0, 0] > resized[0, 0, 0, 0]
+
+
+def test_a_patch_embedding_of_another_proj_type_is_refused(tiny_encoder_run, tmp_path):
+    choice = choose_encoder(str(tiny_encoder_run))
+    perceptron = build_unetr(dataclasses.replace(choice.preset, proj_type="perceptron"), 3)
+    with pytest.raises(SSLSegError, match="proj_type 'conv', this network with 'perceptron'.*silently"):
+        load_encoder_into(perceptron, choice.state, require_complete=False)  # even where strict=False would pass
+    tutorial_checkpoint(tmp_path / "mlp.pt", get_preset("tiny").with_img_size(32), proj_type="perceptron")
+    with pytest.raises(SSLSegError, match="proj_type 'perceptron' in the file vs 'conv' in preset tiny"):
+        choose_encoder(str(tmp_path / "mlp.pt"), preset_name="tiny")
+
+
+def test_no_encoder_means_random_initialisation():
+    choice = choose_encoder("none", preset_name="tiny", patch_size=48)
+    assert choice.state is None and choice.preset.img_size == 48 and choice.origin["kind"] == "random"
+    with pytest.raises(SSLSegError, match="no such folder or file"):
+        choose_encoder("/nonexistent/encoder.pt")

@@ -1,0 +1,201 @@
+"""The labelled cases of a fine-tuning run, preprocessed once into a disk cache, split, and given one label set.
+
+Each case is read (:func:`sslseg.io.pairing.load_case`), preprocessed exactly as inference will
+(:func:`sslseg.segmentation.preprocess.preprocess_image`, float32 kept as is) and its labels brought onto the same
+grid (:func:`~sslseg.segmentation.preprocess.labels_on_model_grid`, case values kept). Both arrays go to
+``<key>.image.npy`` / ``<key>.labels.npy`` and the case's names to ``<key>.json`` (through
+:mod:`sslseg.data.cache`'s machinery: atomic files, DDP sharding, unreadable cases skipped with a warning). Training
+memory-maps them: nothing holds the dataset in RAM.
+
+A case whose label file names nothing gets ``label_N`` for each value present, so a dataset numbered consistently but
+without names still trains. The label set is the union of names over the training cases; each case is renumbered
+through a lookup table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sslseg.data.cache import CacheJob, fill_cache, write_npy, write_record
+from sslseg.data.fingerprint import content_sha256, source_signature, stable_key
+from sslseg.data.split import split_volumes
+from sslseg.errors import SSLSegError
+from sslseg.finetune.label_set import remap_lookup, union_of_names
+from sslseg.io.pairing import LabelledCase, find_labelled_cases, load_case
+from sslseg.io.scan import VolumeSource
+from sslseg.labels import LabelTable
+from sslseg.segmentation.preprocess import SegmentationPreprocessing, labels_on_model_grid, preprocess_image
+from sslseg.volume import display_name
+
+log = logging.getLogger(__name__)
+
+#: Bumped whenever a cached case's content changes, so old entries are recomputed.
+CASE_CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CachedCase:
+    """One preprocessed labelled case on disk.
+
+    Attributes:
+        name: case name; split: ``training`` or ``validation`` as the data said (a datalist), else ``training``.
+        image_path: ``.npy`` (X, Y, Z) float32 in 0..1 on the model grid; labels_path: ``.npy`` (X, Y, Z) uint8/int16
+            with the case's own values.
+        affine: (4, 4) voxel-to-RAS of that grid; table: the case's label names (and colours).
+        sha256: content hashes of the image and label files (``image``, ``label``).
+    """
+
+    name: str
+    split: str
+    image_path: Path
+    labels_path: Path
+    affine: np.ndarray
+    shape: tuple[int, int, int]
+    table: LabelTable
+    present: tuple[int, ...]
+    sha256: dict
+
+    def image(self) -> np.ndarray:
+        return np.load(self.image_path, mmap_mode="r")
+
+    def labels(self) -> np.ndarray:
+        return np.load(self.labels_path, mmap_mode="r")
+
+    def fingerprint(self) -> dict:
+        return {"name": self.name, "image_sha256": self.sha256["image"], "label_sha256": self.sha256["label"]}
+
+
+def _signature(path: Path | None) -> dict | None:
+    return source_signature(VolumeSource(path)) if path is not None and path.is_file() else None
+
+
+def case_key(case: LabelledCase, settings: SegmentationPreprocessing) -> str:
+    sidecar = case.label.with_name(display_name(case.label) + ".json")
+    return stable_key(CASE_CACHE_VERSION, source_signature(case.image), _signature(case.label),
+                      _signature(case.table_file), _signature(sidecar), settings.to_card())
+
+
+def named_table(table: LabelTable, present) -> LabelTable:
+    """``table``, or ``label_N`` for every present value when it names nothing."""
+    if len(table):
+        return table
+    return LabelTable.from_names({int(v): f"label_{int(v)}" for v in present if v != 0})
+
+
+def build_case(case: LabelledCase, key: str, cache_dir: Path, settings: SegmentationPreprocessing) -> None:
+    """Read, preprocess and store one case (the record last, so a record means a complete entry)."""
+    image, labels, table = load_case(case)
+    preprocessed = preprocess_image(image, settings)
+    on_grid = labels_on_model_grid(labels, preprocessed, settings)
+    present = [int(v) for v in np.unique(on_grid)]
+    write_npy(cache_dir / f"{key}.image.npy", np.ascontiguousarray(preprocessed.array, dtype=np.float32))
+    write_npy(cache_dir / f"{key}.labels.npy", on_grid)
+    table = named_table(table, present)
+    record = {
+        "name": case.name, "split": case.split, "image": str(case.image.path), "label": str(case.label),
+        "shape": list(preprocessed.array.shape), "affine": preprocessed.affine.tolist(),
+        "modality": preprocessed.modality, "present": present,
+        "labels": [{"value": v, "name": label.name, "color": label.color} for v, label in sorted(table.labels.items())],
+        "sha256": {"image": content_sha256(case.image), "label": content_sha256(VolumeSource(case.label))},
+        "original_shape": list(image.shape), "settings": settings.to_card(),
+    }
+    write_record(cache_dir / f"{key}.json", record)
+
+
+def _case_from_record(path: Path) -> CachedCase:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    table = LabelTable()
+    for item in data["labels"]:
+        table.add(item["value"], item["name"], tuple(item["color"]) if item["color"] else None)
+    stem = path.name[: -len(".json")]
+    return CachedCase(name=data["name"], split=data["split"], image_path=path.with_name(f"{stem}.image.npy"),
+                      labels_path=path.with_name(f"{stem}.labels.npy"), affine=np.asarray(data["affine"]),
+                      shape=tuple(data["shape"]), table=table, present=tuple(data["present"]), sha256=data["sha256"])
+
+
+@dataclass
+class CaseSet:
+    """Training and validation cases, the label set and each case's lookup table to it."""
+
+    train: list[CachedCase]
+    val: list[CachedCase]
+    labels: LabelTable
+    luts: dict[str, np.ndarray]
+    skipped: list
+
+    def lut(self, case: CachedCase) -> np.ndarray:
+        return self.luts[case.name + case.sha256["label"]]
+
+    def fingerprint(self) -> dict:
+        return {"train": [c.fingerprint() for c in self.train], "val": [c.fingerprint() for c in self.val],
+                "skipped": [{"source": f.source, "reason": f.message} for f in self.skipped]}
+
+
+def cache_cases(cases: list[LabelledCase], cache_dir: Path, settings: SegmentationPreprocessing, workers: int = 0,
+                rank: int = 0, world_size: int = 1, barrier=None) -> tuple[list[CachedCase], list]:
+    """Every case preprocessed into ``cache_dir`` (reused when cached); returns (cases, failures)."""
+    cache_dir = Path(cache_dir)
+    jobs = []
+    for case in cases:
+        key = case_key(case, settings)
+        jobs.append(CacheJob(key, cache_dir, f"{case.name} ({case.image.path})", build_case,
+                             (case, key, cache_dir, settings)))
+    records, failures = fill_cache(jobs, workers, rank, world_size, barrier, what="labelled cases")
+    return [_case_from_record(record) for record in records if record is not None], failures
+
+
+def split_cases(cases: list[CachedCase], val_fraction: float, seed: int) -> tuple[list, list]:
+    """A datalist's ``validation`` cases if it names any, else ``val_fraction`` held out by a seeded hash."""
+    named = [c for c in cases if c.split == "validation"]
+    if named:
+        return [c for c in cases if c.split != "validation"], named
+
+    class _Keyed:  # split_volumes ranks by name and content hash
+        def __init__(self, case):
+            self.case, self.name, self.sha256 = case, case.name, case.sha256["label"]
+
+    train, val = split_volumes([_Keyed(c) for c in cases], val_fraction, seed)
+    return [k.case for k in train], [k.case for k in val]
+
+
+def validation_lookup(case: CachedCase, labels: LabelTable) -> np.ndarray:
+    """Lookup table for a validation case: organs outside the training label set become background (warned)."""
+    outside = sorted({case.table.name_of(v) for v in case.present if v} - set(labels.names))
+    if outside:
+        log.warning("validation case %s has organ(s) %s that no training case has: scored as background",
+                    case.name, ", ".join(outside))
+    kept = [v for v in case.present if v == 0 or case.table.name_of(v) in labels.names]
+    lut = remap_lookup(case.table, labels, kept, case.name)
+    return np.pad(lut, (0, max(0, max(case.present, default=0) + 1 - len(lut))))
+
+
+def load_cases(data_dir: str | Path, cache_dir: Path, settings: SegmentationPreprocessing, val_fraction: float,
+               seed: int, workers: int = 0, rank: int = 0, world_size: int = 1, barrier=None) -> CaseSet:
+    """Find, cache and split the labelled cases; the label set is the union of names over the training cases."""
+    found, unlabelled = find_labelled_cases(data_dir)
+    if not found:
+        raise SSLSegError(f"no image-label pairs found in {data_dir}" +
+                          (f" ({len(unlabelled)} images without labels)" if unlabelled else ""),
+                          "see `sslseg info` for the layouts understood (MSD imagesTr/labelsTr, NAME_label files, "
+                          ".seg.nrrd, a datalist JSON)")
+    if unlabelled and rank == 0:
+        log.info("%d image(s) without a label are not used", len(unlabelled))
+    cached, failures = cache_cases(found, cache_dir, settings, workers, rank, world_size, barrier)
+    train, val = split_cases(cached, val_fraction, seed)
+    if val_fraction > 0 and not val and rank == 0:
+        log.warning("only one labelled case: no validation")
+    labels = union_of_names([c.table for c in train])
+    if not len(labels):
+        raise SSLSegError("the training cases' label maps hold no organ (all background)",
+                          "check the label files")
+    luts = {}
+    for case in train:
+        luts[case.name + case.sha256["label"]] = remap_lookup(case.table, labels, case.present, case.name)
+    for case in val:
+        luts[case.name + case.sha256["label"]] = validation_lookup(case, labels)
+    return CaseSet(train, val, labels, luts, failures)

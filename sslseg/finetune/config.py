@@ -1,0 +1,87 @@
+"""Every setting of a fine-tuning run, with the defaults of the CLI and the Slicer panel (MONAI's UNETR BTCV
+tutorial where it has one: AdamW lr 1e-4, weight decay 1e-5, 4 crops per volume, 1.5 x 1.5 x 2 mm, -175..250 HU)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from sslseg.training.settings import common_problems, refuse_output_inside_data, refuse_problems
+
+#: Settings that define what is trained: a resumed run must use the same values (others may change on resume).
+IDENTITY_FIELDS = (
+    "preset", "patch_size", "feature_size", "crops_per_volume", "batch_size", "lr", "weight_decay", "grad_clip",
+    "seed", "val_fraction", "spacing", "ct_window", "modality",
+)
+
+
+@dataclass
+class FinetuneConfig:
+    """A fine-tuning run. ``None`` means "the encoder's / the machine's default" where noted.
+
+    Attributes:
+        data_dir: labelled cases: a folder (MSD/nnU-Net layout, ``NAME_label`` files, ``.seg.nrrd``, one case per
+            folder) or a MONAI datalist JSON (its ``validation`` list is the validation split).
+        out_dir: MODEL_DIR, where the model package and every other output goes.
+        encoder: a pretraining RUN_DIR, a ``.pt``/``.pth``/``.safetensors`` file with ViT weights, or ``none``.
+        preset: ViT size (None: the encoder card's; ``vit-b`` for files and ``none``).
+        patch_size: training crop edge = UNETR ``img_size`` = inference window (None: the encoder's).
+        feature_size: UNETR decoder width (16 in MONAI's tutorial).
+        crops_per_volume: random crops per volume and step (pos/neg balanced, as the tutorial's 4).
+        epochs, max_steps: training length; ``max_steps`` (if set) stops earlier.
+        batch_size: volumes per optimisation step in each process (each gives ``crops_per_volume`` crops).
+        lr, weight_decay, grad_clip: AdamW and gradient norm limit (0: off).
+        device, amp, seed, workers: as for pretraining.
+        val_every: validate (sliding-window Dice) every N epochs and after the last (0: never).
+        val_fraction: share of cases held out when the data name no validation split.
+        overlap: sliding-window overlap for validation.
+        checkpoint_every: also checkpoint every N steps (0: at epoch ends only).
+        spacing, ct_window, modality: preprocessing (``sslseg.segmentation.preprocess``), recorded in the card.
+        cache_dir: preprocessed-case cache (None: MODEL_DIR/cache).
+        resume, overwrite, events: as for pretraining.
+    """
+
+    data_dir: str
+    out_dir: str
+    encoder: str = "none"
+    preset: str | None = None
+    patch_size: int | None = None
+    feature_size: int = 16
+    crops_per_volume: int = 4
+    epochs: int = 100
+    max_steps: int | None = None
+    batch_size: int = 1
+    lr: float = 1e-4
+    weight_decay: float = 1e-5
+    grad_clip: float = 1.0
+    device: str = "auto"
+    amp: str = "auto"
+    seed: int = 0
+    workers: int | None = None
+    val_every: int = 1
+    val_fraction: float = 0.2
+    overlap: float = 0.25
+    checkpoint_every: int = 100
+    spacing: tuple[float, float, float] = (1.5, 1.5, 2.0)
+    ct_window: tuple[float, float] = (-175.0, 250.0)
+    modality: str = "auto"
+    cache_dir: str | None = None
+    resume: bool = False
+    overwrite: bool = False
+    events: str | None = None
+
+    def check(self) -> None:
+        """Refuse settings that cannot work, with the option to change."""
+        refuse_problems(common_problems(self) + [
+            (self.crops_per_volume < 1, "--crops-per-volume must be at least 1"),
+            (self.feature_size < 1, "--feature-size must be at least 1"),
+            (not 0 <= self.overlap < 1, "--overlap must be in [0, 1)"),
+            (len(self.spacing) != 3 or min(self.spacing) <= 0, "--spacing takes three voxel sizes > 0 (mm)"),
+            (len(self.ct_window) != 2 or not self.ct_window[1] > self.ct_window[0],
+             "--ct-window takes LOW HIGH with LOW < HIGH (HU)"),
+        ], "finetune")
+        refuse_output_inside_data(self.out_dir, self.data_dir, "MODEL_DIR", "LABELLED_DIR", "cases")
+
+    def identity(self) -> dict:
+        """The settings a resumed run must share with the run it continues (JSON-able)."""
+        data = asdict(self)
+        return {k: list(data[k]) if isinstance(data[k], tuple) else data[k] for k in IDENTITY_FIELDS}

@@ -1,0 +1,81 @@
+"""Training samples: the random part of MONAI's UNETR BTCV tutorial, on the cached (preprocessed) cases.
+
+Per volume: zero padding up to the crop size where the volume is smaller (the tutorial's volumes never are),
+``RandCropByPosNegLabeld`` (``crops_per_volume`` crops of S^3, centres on organ and on body voxels 1:1),
+``RandFlipd`` along each axis (p 0.1), ``RandRotate90d`` (p 0.1), ``RandShiftIntensityd`` (offsets 0.1, p 0.5).
+
+Item ``(epoch, index)`` draws all its randomness from ``SeedSequence([seed, stream, epoch, index])`` (as the
+pretraining dataset does): a sample depends on nothing else, not the worker, the rank or the process history, which
+makes runs reproducible and ``--resume`` exact.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from sslseg.finetune.cases import CachedCase
+from sslseg.finetune.label_set import remap
+
+STREAM = 6
+#: Memory maps kept open per worker process.
+OPEN_MAPS = 16
+
+
+def tutorial_transforms(size: int, crops: int):
+    """The tutorial's random transforms (dictionary keys ``image``, ``label``, each (1, X, Y, Z))."""
+    from monai.transforms import (Compose, RandCropByPosNegLabeld, RandFlipd, RandRotate90d, RandShiftIntensityd,
+                                  SpatialPadd)
+
+    keys = ["image", "label"]
+    return Compose([
+        SpatialPadd(keys, spatial_size=(size, size, size), mode="constant"),
+        RandCropByPosNegLabeld(keys, label_key="label", spatial_size=(size, size, size), pos=1, neg=1,
+                               num_samples=crops, image_key="image", image_threshold=0),
+        RandFlipd(keys, prob=0.10, spatial_axis=0),
+        RandFlipd(keys, prob=0.10, spatial_axis=1),
+        RandFlipd(keys, prob=0.10, spatial_axis=2),
+        RandRotate90d(keys, prob=0.10, max_k=3),
+        RandShiftIntensityd(keys="image", offsets=0.10, prob=0.50),
+    ])
+
+
+class LabelledCrops(Dataset):
+    """``dataset[(epoch, index)]`` -> ``{"image": (N, 1, S, S, S) float32, "label": (N, 1, S, S, S)}`` (uint8, int16 beyond 255 organs), the N
+    crops of case ``index`` with labels renumbered to the run's label set."""
+
+    def __init__(self, cases: list[CachedCase], luts: list[np.ndarray], size: int, crops: int, seed: int) -> None:
+        self.cases, self.luts, self.size, self.crops, self.seed = cases, luts, size, crops, seed
+        self._transforms = None
+        self._maps: OrderedDict[int, tuple] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def _arrays(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if index in self._maps:
+            self._maps.move_to_end(index)
+        else:
+            self._maps[index] = (self.cases[index].image(), self.cases[index].labels())
+            if len(self._maps) > OPEN_MAPS:
+                self._maps.popitem(last=False)
+        return self._maps[index]
+
+    def __getitem__(self, item) -> dict:
+        epoch, index = item
+        if self._transforms is None:
+            self._transforms = tutorial_transforms(self.size, self.crops)
+        image, labels = self._arrays(index)
+        sample = {"image": np.array(image, dtype=np.float32)[None], "label": remap(labels, self.luts[index])[None]}
+        seed = int(np.random.SeedSequence([self.seed, STREAM, epoch, index]).generate_state(1)[0])
+        crops = self._transforms.set_random_state(seed=seed)(sample)
+        return {"image": torch.stack([torch.as_tensor(c["image"], dtype=torch.float32) for c in crops]),
+                "label": torch.stack([torch.as_tensor(c["label"]) for c in crops])}
+
+    def __getstate__(self):  # memory maps and transforms are rebuilt in each worker process
+        state = self.__dict__.copy()
+        state["_maps"], state["_transforms"] = OrderedDict(), None
+        return state
