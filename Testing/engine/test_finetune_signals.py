@@ -9,10 +9,7 @@ import signal
 import subprocess
 import sys
 
-import pytest
-
-#: One torch thread: fast on a busy 2-core machine (see test_pretrain_signals.py).
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+from test_pretrain_signals import ENV, events_until_progress  # one torch thread: fast on a busy 2-core machine
 
 
 def test_sigterm_checkpoints_reports_and_the_printed_command_resumes(labelled_dir, tmp_path):
@@ -22,13 +19,7 @@ def test_sigterm_checkpoints_reports_and_the_printed_command_resumes(labelled_di
             "--spacing", "6", "6", "6", "--workers", "0", "--val-every", "0", "--epochs", "20", "--events", "-"]
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
                                start_new_session=True)
-    events = []
-    while not any(e["event"] == "progress" for e in events):
-        line = process.stdout.readline()
-        if not line:
-            process.kill()
-            pytest.fail(f"the run ended before its first step:\n{process.communicate()[1]}")
-        events.append(json.loads(line))
+    events = events_until_progress(process)
     os.kill(process.pid, signal.SIGTERM)
     out_text, stderr = process.communicate(timeout=300)
     events += [json.loads(line) for line in out_text.splitlines()]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from sslseg.cli.training_options import add_optimiser_options, add_run_options, non_negative_int, positive_int
+from sslseg.cli.training_options import (add_intensity_options, add_optimiser_options, add_run_options,
+                                          non_negative_int, positive_int)
 from sslseg.finetune.config import FinetuneConfig
 
 DEFAULTS = FinetuneConfig(data_dir="", out_dir="")
@@ -79,12 +80,7 @@ def register(subparsers) -> None:
     parser.add_argument("--spacing", type=_millimetres, nargs=3, default=list(d.spacing), metavar=("X", "Y", "Z"),
                         help="resample to this voxel size in mm along R, A, S (default 1.5 1.5 2, MONAI's tutorial); "
                         "recorded in the model card, so segmentation resamples the same way")
-    parser.add_argument("--ct-window", type=float, nargs=2, default=list(d.ct_window), metavar=("LOW", "HIGH"),
-                        help="CT HU mapped to 0..1, clipped (default -175 250, MONAI's tutorial: abdominal soft "
-                        "tissue); recorded in the model card")
-    parser.add_argument("--modality", default=d.modality, choices=("auto", "ct", "mr"),
-                        help="intensity handling: ct window or mr percentiles; auto reads DICOM modality or "
-                        "guesses from the values (default auto)")
+    add_intensity_options(parser, d, "MONAI's UNETR tutorial, abdominal soft tissue; recorded in the model card")
     add_optimiser_options(parser, d, "training cases")
     add_run_options(parser, d, "MODEL_DIR", seeded="crops, augmentation", cached="cases")
     parser.set_defaults(run=run)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from sslseg.cli.training_options import add_optimiser_options, add_run_options, non_negative_int, positive_int
+from sslseg.cli.training_options import (add_intensity_options, add_optimiser_options, add_run_options,
+                                          non_negative_int, positive_int)
 from sslseg.pretrain.config import PretrainConfig
 
 DEFAULTS = PretrainConfig(data_dir="", out_dir="")
@@ -57,12 +58,7 @@ def register(subparsers) -> None:
                         help=f"share of volumes held out for validation, at least one (default {d.val_fraction:g})")
     parser.add_argument("--spacing", type=float, default=d.spacing, metavar="MM",
                         help=f"resample volumes to this isotropic voxel size (default {d.spacing:g} mm)")
-    parser.add_argument("--ct-window", type=float, nargs=2, default=list(d.ct_window), metavar=("LOW", "HIGH"),
-                        help="CT HU mapped to 0..1, clipped (default -1000 1000: every tissue stays distinct; "
-                        "the MONAI tutorial used -57 164)")
-    parser.add_argument("--modality", default=d.modality, choices=("auto", "ct", "mr"),
-                        help="intensity handling: ct window or mr percentiles; auto reads DICOM modality or "
-                        "guesses from the values (default auto)")
+    add_intensity_options(parser, d, "every tissue stays distinct; the MONAI tutorial used -57 164")
     add_optimiser_options(parser, d, "data")
     add_run_options(parser, d, "RUN_DIR", seeded="patches, views", cached="volumes")
     parser.set_defaults(run=run)

@@ -34,6 +34,16 @@ def add_optimiser_options(parser, d, samples: str) -> None:
                         help=f"clip the gradient norm to NORM, 0 to disable (default {d.grad_clip:g})")
 
 
+def add_intensity_options(parser, d, window_note: str) -> None:
+    """``--ct-window LOW HIGH`` (help: the default and ``window_note``) and ``--modality``."""
+    low, high = d.ct_window
+    parser.add_argument("--ct-window", type=float, nargs=2, default=list(d.ct_window), metavar=("LOW", "HIGH"),
+                        help=f"CT HU mapped to 0..1, clipped (default {low:g} {high:g}: {window_note})")
+    parser.add_argument("--modality", default=d.modality, choices=("auto", "ct", "mr"),
+                        help="intensity handling: ct window or mr percentiles; auto reads DICOM modality or "
+                        "guesses from the values (default auto)")
+
+
 def add_run_options(parser, d, folder: str, seeded: str, cached: str) -> None:
     """``--device --amp --seed --workers --checkpoint-every --cache --resume --overwrite --events``.
 

@@ -9,6 +9,10 @@ float16 keeps 11 significant bits: 0.0005 of the 0..1 range at the top, under 1 
 
 Under DDP every process builds the entries ``rank::world`` and waits for the others; unreadable volumes are skipped
 with a warning (an ``.error.json`` marker tells the other processes), and all unreadable is an error.
+
+The machinery (:class:`CacheJob`, :func:`fill_cache`, :func:`write_npy`, :func:`write_record`) is not tied to
+pretraining's volumes: fine-tuning caches its labelled cases (image + label map) with it
+(:mod:`sslseg.finetune.cases`).
 """
 
 from __future__ import annotations

@@ -187,6 +187,9 @@ def load_cases(data_dir: str | Path, cache_dir: Path, settings: SegmentationPrep
         log.info("%d image(s) without a label are not used", len(unlabelled))
     cached, failures = cache_cases(found, cache_dir, settings, workers, rank, world_size, barrier)
     train, val = split_cases(cached, val_fraction, seed)
+    if not train:
+        raise SSLSegError(f"no training cases: all {len(val)} readable cases are in the validation split",
+                          "list some cases under \"training\" in the datalist")
     if val_fraction > 0 and not val and rank == 0:
         log.warning("only one labelled case: no validation")
     labels = union_of_names([c.table for c in train])

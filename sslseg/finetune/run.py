@@ -31,13 +31,11 @@ from sslseg.ssl.base import LossOutput
 from sslseg.training import distributed, run_dir
 from sslseg.training.amp import Precision, resolve_amp
 from sslseg.training.checkpoint import save_checkpoint
-from sslseg.training.loop import LoopConfig, TrainParts, TrainState, planned_steps, train
-from sslseg.training.oom import friendly_out_of_memory
+from sslseg.training.loop import LoopConfig, TrainParts, TrainState, planned_steps
 from sslseg.training.plots import plot_loss_curve, plot_metric_curve
 from sslseg.training.seeding import seed_everything
-from sslseg.training.session import (Session, SessionOptions, checkpoint_content, restore_checkpoint,
-                                     resume_command, run_session, wrap_ddp)
-from sslseg.training.stop_signal import TrainingStopped
+from sslseg.training.session import (Session, SessionOptions, checkpoint_content, report_done, restore_checkpoint,
+                                     resume_command, run_session, train_reporting, wrap_ddp)
 
 log = logging.getLogger(__name__)
 
@@ -126,19 +124,10 @@ def _run(config: FinetuneConfig, session: Session) -> dict:
              "total_steps": planned_steps(loop_config, sampler.steps_per_epoch), "resumed_at_step": state.step,
              "global_batch_volumes": sampler.global_batch, "crops_per_volume": config.crops_per_volume,
              "patch_size": preset.img_size, "preset": preset.name, "encoder_transferred": encoder["transferred"]}
-    events.emit("start", **start)
-    stats.update(force=True, status="running", **start)
-    with friendly_out_of_memory(preset.img_size, config.batch_size, device):
-        try:
-            state = train(parts, state, loop_config, dist, events, stats)
-        except TrainingStopped:
-            if dist.is_main:  # a stop at an epoch end keeps that epoch's checkpoint, whose plots may have been skipped
-                outputs.plot(state)
-            raise
-    summary = outputs.finish(state, model)
-    events.emit("done", **summary)
-    stats.update(force=True, status="done", **summary)
-    return summary
+    # a stop at an epoch end keeps that epoch's checkpoint, whose plots may have been skipped
+    state = train_reporting(session, parts, state, loop_config, start, preset.img_size, config.batch_size,
+                            on_stop=outputs.plot)
+    return report_done(session, outputs.finish(state, model))
 
 
 def _model(config: FinetuneConfig, choice: EncoderChoice, out_channels: int, device):

@@ -13,22 +13,18 @@ stderr), and the process exits with 143 / 130 (see :mod:`sslseg.training.stop_si
 from __future__ import annotations
 
 import logging
-import os
-import shlex
-import sys
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from sslseg.data.cache import build_cache
 from sslseg.data.dataset import PatchViewsDataset
-from sslseg.data.fingerprint import stable_key
 from sslseg.data.loader import default_workers, make_loader
 from sslseg.data.preprocess import PreprocessSettings
 from sslseg.data.sampler import EpochBatches, ShardedItems
-from sslseg.errors import SSLSegError
+from sslseg.data.split import split_volumes
 from sslseg.io.scan import find_volumes
 from sslseg.models.encoder_io import save_encoder
 from sslseg.models.presets import get_preset
@@ -38,14 +34,13 @@ from sslseg.pretrain.config import PretrainConfig
 from sslseg.ssl import create_method
 from sslseg.training import distributed
 from sslseg.training.amp import Precision, resolve_amp
-from sslseg.training.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
-from sslseg.training.device import resolve_device
-from sslseg.training.events import EventLog, TrainStats
-from sslseg.training.loop import LoopConfig, TrainParts, TrainState, planned_steps, train
-from sslseg.training.oom import friendly_out_of_memory, is_out_of_memory
+from sslseg.training.checkpoint import save_checkpoint
+from sslseg.training.loop import LoopConfig, TrainParts, TrainState, planned_steps
 from sslseg.training.plots import plot_loss_curve
 from sslseg.training.seeding import seed_everything
-from sslseg.training.stop_signal import StopSignal, TrainingStopped, report_stop
+from sslseg.training.session import (Session, SessionOptions, checkpoint_content, report_done, restore_checkpoint,
+                                     run_session, train_reporting, wrap_ddp)
+from sslseg.training.session import resume_command as session_resume_command
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +67,6 @@ def preprocess_settings(config: PretrainConfig) -> PreprocessSettings:
                               mr_percentiles=tuple(config.mr_percentiles), modality=config.modality)
 
 
-def split_volumes(entries: list, fraction: float, seed: int) -> tuple[list, list]:
-    """(train, val): ``round(fraction * n)`` volumes held out (at least 1 when fraction > 0 and n >= 2, never all),
-    chosen by a seeded hash of their names, so adding volumes leaves the others' assignment mostly unchanged."""
-    n = len(entries)
-    n_val = 0 if fraction <= 0 or n < 2 else min(n - 1, max(1, round(fraction * n)))
-    ranked = sorted(range(n), key=lambda i: stable_key(seed, entries[i].name, entries[i].sha256))
-    held_out = set(ranked[:n_val])
-    return [e for i, e in enumerate(entries) if i not in held_out], [e for i, e in enumerate(entries) if i in held_out]
-
-
 def load_data(config: PretrainConfig, out: Path, workers: int, dist) -> Data:
     sources = find_volumes(config.data_dir)
     cache_dir = Path(config.cache_dir) if config.cache_dir else out / run_dir.CACHE
@@ -94,91 +79,29 @@ def load_data(config: PretrainConfig, out: Path, workers: int, dist) -> Data:
     return Data(train_entries, val_entries, failures)
 
 
-def event_sinks(config: PretrainConfig, out: Path) -> list:
-    """RUN_DIR/events.jsonl, plus stdout or the ``--events`` file (emptied first unless resuming)."""
-    sinks: list = [out / run_dir.EVENTS]
-    if config.events == "-" or (config.events is None and not sys.stdout.isatty()):
-        sinks.append(sys.stdout)
-    elif config.events and Path(config.events).resolve() != (out / run_dir.EVENTS).resolve():
-        if not config.resume:
-            Path(config.events).parent.mkdir(parents=True, exist_ok=True)
-            Path(config.events).write_text("", encoding="utf-8")
-        sinks.append(Path(config.events))
-    return sinks
-
-
 def pretrain(config: PretrainConfig) -> dict:
     """Run (or resume) a pretraining; returns the summary also sent as the ``done`` event."""
     config.check()
-    dist = distributed.detect()
-    device = resolve_device(config.device, dist.local_rank, dist.enabled)
-    distributed.init_process_group(dist, device)
-    try:
-        if dist.is_main:
-            run_dir.prepare_run_dir(config.out_dir, config.resume, config.overwrite)
-        distributed.barrier(dist)
-        out = Path(config.out_dir)
-        events = EventLog(event_sinks(config, out) if dist.is_main else [], enabled=dist.is_main)
-        stats = TrainStats(out / run_dir.STATS, enabled=dist.is_main,
-                           initial={"run_dir": str(out), "method": config.method, "preset": config.preset})
-        try:
-            with StopSignal(deferred=False):  # outside the training loop (preprocessing, set-up): stop at once
-                return _run(config, out, device, dist, events, stats)
-        except TrainingStopped as stop:
-            _report_stop(stop, config, out, events, stats, dist)
-            raise
-        except KeyboardInterrupt:
-            events.emit("stopped", message="interrupted; continue with --resume")
-            stats.update(force=True, status="stopped")
-            raise
-        except Exception as error:
-            if is_out_of_memory(error):
-                error = _oom_error(error, config)
-            message, hint = (error.message, error.hint) if isinstance(error, SSLSegError) else (str(error), "")
-            events.error(message, hint)
-            stats.update(force=True, status="failed", error=message, hint=hint)
-            raise error
-        finally:
-            events.close()
-    finally:
-        distributed.shutdown(dist)
-
-
-#: PretrainConfig fields whose CLI option is not ``--field-name``; fields with no option are left out.
-_CLI_OPTIONS = {"out_dir": "--out", "cache_dir": "--cache"}
-_NOT_OPTIONS = ("data_dir", "out_dir", "resume", "overwrite", "mr_percentiles", "method_options")
+    options = SessionOptions(
+        out_dir=config.out_dir, run_files=run_dir.RUN_FILES, device=config.device, resume=config.resume,
+        overwrite=config.overwrite, events=config.events,
+        oom_hint="use a smaller --patch-size or --batch-size, or --device cpu",
+        stats={"method": config.method, "preset": config.preset},
+        resume_command=lambda resumable: resume_command(config, resumable),
+    )
+    return run_session(options, lambda session: _run(config, session))
 
 
 def resume_command(config: PretrainConfig, resumable: bool = True) -> str:
     """The shell command that continues this run (``--resume``) or, with no checkpoint yet, starts it again
     (``--overwrite``): every setting that differs from the default, so a resume is not refused for other settings."""
-    defaults = PretrainConfig(data_dir="", out_dir="")
-    program = ["sslseg"] if Path(sys.argv[0]).name == "sslseg" else [sys.executable, "-m", "sslseg"]
-    words = [*program, "pretrain", os.path.abspath(config.data_dir), "--out", os.path.abspath(config.out_dir)]
-    for field in fields(PretrainConfig):
-        value = getattr(config, field.name)
-        if field.name in _NOT_OPTIONS or value is None or value == getattr(defaults, field.name):
-            continue
-        option = _CLI_OPTIONS.get(field.name, "--" + field.name.replace("_", "-"))
-        words += [option, *(str(v) for v in value)] if isinstance(value, (list, tuple)) else [option, str(value)]
-    words.append("--resume" if resumable else "--overwrite")
-    return " ".join(shlex.quote(word) for word in words)
+    return session_resume_command("pretrain", config, resumable, not_options=("mr_percentiles", "method_options"))
 
 
-def _report_stop(stop: TrainingStopped, config: PretrainConfig, out: Path, events: EventLog, stats: TrainStats,
-                 dist) -> None:
-    checkpoint = out / run_dir.CHECKPOINT
-    report_stop(stop, events, stats, checkpoint, resume_command(config, checkpoint.is_file()), dist.is_main)
-
-
-def _oom_error(error: Exception, config: PretrainConfig) -> SSLSegError:
-    return SSLSegError(f"out of memory ({error})".splitlines()[0],
-                       "use a smaller --patch-size or --batch-size, or --device cpu")
-
-
-def _run(config: PretrainConfig, out: Path, device, dist, events: EventLog, stats: TrainStats) -> dict:
+def _run(config: PretrainConfig, session: Session) -> dict:
     from monai.data import set_track_meta
 
+    out, device, dist, events, stats = session.out, session.device, session.dist, session.events, session.stats
     set_track_meta(False)
     seed_everything(config.seed)
     method = create_method(config.method, temperature=config.temperature, **config.method_options)
@@ -192,9 +115,10 @@ def _run(config: PretrainConfig, out: Path, device, dist, events: EventLog, stat
     precision = Precision(resolve_amp(config.amp, device), device.type)
     state = TrainState()
     if config.resume:
-        state = _restore(out / run_dir.CHECKPOINT, config, data, dist, model, optimizer, scheduler, precision)
+        state = restore_checkpoint(out / run_dir.CHECKPOINT, config.identity(), data.fingerprint(), dist, model,
+                                   optimizer, scheduler, precision)
     if dist.enabled:
-        model = _wrap_ddp(model, device)
+        model = wrap_ddp(model, device)
 
     train_set = PatchViewsDataset(data.train, preset.img_size, config.patches_per_volume, method, config.seed)
     sampler = EpochBatches(len(train_set), config.batch_size, config.seed, dist.rank, dist.world_size)
@@ -221,19 +145,10 @@ def _run(config: PretrainConfig, out: Path, device, dist, events: EventLog, stat
              "train_volumes": len(data.train), "val_volumes": len(data.val), "skipped": len(data.skipped),
              "steps_per_epoch": sampler.steps_per_epoch, "total_steps": total, "resumed_at_step": state.step,
              "global_batch": sampler.global_batch, "patch_size": preset.img_size}
-    events.emit("start", **start)
-    stats.update(force=True, status="running", **start)
-    with friendly_out_of_memory(preset.img_size, config.batch_size, device):
-        try:
-            state = train(parts, state, loop_config, dist, events, stats)
-        except TrainingStopped:
-            if dist.is_main:  # a stop at an epoch end keeps that epoch's checkpoint, whose plot may have been skipped
-                outputs.plot(state)
-            raise
-    summary = outputs.finish(state, model)
-    events.emit("done", **summary)
-    stats.update(force=True, status="done", **summary)
-    return summary
+    # a stop at an epoch end keeps that epoch's checkpoint, whose plot may have been skipped
+    state = train_reporting(session, parts, state, loop_config, start, preset.img_size, config.batch_size,
+                            on_stop=outputs.plot)
+    return report_done(session, outputs.finish(state, model))
 
 
 def _model_and_optimiser(config: PretrainConfig, method, preset, device):
@@ -247,14 +162,6 @@ def _model_and_optimiser(config: PretrainConfig, method, preset, device):
     return model, optimizer, scheduler
 
 
-def _wrap_ddp(model, device):
-    import warnings
-
-    # transposed-convolution gradients come in another memory layout than DDP's buckets: slower, not wrong
-    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
-    return torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-
-
 def _val_batches(entries, preset, config, method, dist, workers, device):
     if not entries or not config.val_every:
         return None
@@ -262,28 +169,6 @@ def _val_batches(entries, preset, config, method, dist, workers, device):
     items = ShardedItems(len(val_set), config.batch_size, dist.rank, dist.world_size)
     loader = make_loader(val_set, items, min(workers, 1), config.seed, pin_memory=device.type == "cuda")
     return lambda: loader
-
-
-def _restore(path: Path, config, data: Data, dist, model, optimizer, scheduler, precision) -> TrainState:
-    checkpoint = load_checkpoint(path)
-    saved, current = checkpoint["config"], config.identity()
-    changed = [k for k in current if saved.get(k) != current[k]]
-    if changed:
-        described = ", ".join(f"{k} {saved.get(k)!r} -> {current[k]!r}" for k in changed)
-        raise SSLSegError(f"cannot resume: the run was started with other settings ({described})",
-                          "resume with the original settings, or start a new run (--overwrite or another --out)")
-    if checkpoint["world_size"] != dist.world_size:
-        raise SSLSegError(f"cannot resume: the run used {checkpoint['world_size']} processes, this one "
-                          f"{dist.world_size}", "resume with the same number of processes (global batch)")
-    if checkpoint["data"]["train"] != data.fingerprint()["train"]:
-        raise SSLSegError("cannot resume: the training volumes changed since the run started",
-                          "restore the original data folder, or start a new run")
-    model.load_state_dict(checkpoint["model"])
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    scheduler.load_state_dict(checkpoint["scheduler"])
-    precision.scaler.load_state_dict(checkpoint["scaler"])
-    restore_rng(checkpoint["rng"])
-    return TrainState.from_dict(checkpoint["state"])
 
 
 class _Outputs:
@@ -297,13 +182,9 @@ class _Outputs:
     def checkpoint(self, state: TrainState, reason: str, model, optimizer, scheduler) -> None:
         if not self.dist.is_main:
             return
-        bare = getattr(model, "module", model)
-        save_checkpoint(self.out / run_dir.CHECKPOINT, {
-            "model": bare.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "scaler": self.precision.scaler.state_dict(), "state": state.to_dict(), "rng": capture_rng(),
-            "config": self.config.identity(), "world_size": self.dist.world_size,
-            "method": self.method.describe(), "preset": self.preset.to_dict(), "data": self.data.fingerprint(),
-        })
+        save_checkpoint(self.out / run_dir.CHECKPOINT, checkpoint_content(
+            model, optimizer, scheduler, self.precision, state, self.dist, self.config.identity(),
+            self.data.fingerprint(), method=self.method.describe(), preset=self.preset.to_dict()))
         if reason != "step":
             self.write_encoder(state, model, plot=reason != "epoch")
 

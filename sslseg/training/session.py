@@ -19,8 +19,8 @@ from sslseg.training import distributed
 from sslseg.training.checkpoint import capture_rng, load_checkpoint, restore_rng
 from sslseg.training.device import resolve_device
 from sslseg.training.events import EventLog, TrainStats
-from sslseg.training.loop import TrainState
-from sslseg.training.oom import is_out_of_memory
+from sslseg.training.loop import LoopConfig, TrainParts, TrainState, train
+from sslseg.training.oom import friendly_out_of_memory, is_out_of_memory
 from sslseg.training.run_dir import CHECKPOINT, EVENTS, STATS, prepare_run_dir
 from sslseg.training.stop_signal import StopSignal, TrainingStopped, report_stop
 
@@ -109,6 +109,28 @@ def run_session(options: SessionOptions, body: Callable[[Session], dict]) -> dic
             events.close()
     finally:
         distributed.shutdown(dist)
+
+
+def train_reporting(session: Session, parts: TrainParts, state: TrainState, loop_config: LoopConfig, start: dict,
+                    patch_size: int, batch_size: int, on_stop: Callable[[TrainState], None]) -> TrainState:
+    """The ``start`` event and status, then the loop; out of memory becomes an actionable error, and on a stop signal
+    ``on_stop(state)`` (rank 0) brings the outputs up to date before the stop is reported."""
+    session.events.emit("start", **start)
+    session.stats.update(force=True, status="running", **start)
+    with friendly_out_of_memory(patch_size, batch_size, session.device):
+        try:
+            return train(parts, state, loop_config, session.dist, session.events, session.stats)
+        except TrainingStopped:
+            if session.dist.is_main:
+                on_stop(state)
+            raise
+
+
+def report_done(session: Session, summary: dict) -> dict:
+    """The ``done`` event and status; returns ``summary``."""
+    session.events.emit("done", **summary)
+    session.stats.update(force=True, status="done", **summary)
+    return summary
 
 
 def resume_command(command: str, config, resumable: bool = True, always: tuple[str, ...] = (),
