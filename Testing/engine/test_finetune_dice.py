@@ -16,6 +16,7 @@ import json
 
 import numpy as np
 import pytest
+from finetune_support import LEARNING
 
 from sslseg.cli.main import main
 from sslseg.evaluation.overlap import dice
@@ -23,13 +24,11 @@ from sslseg.io import read_volume
 from sslseg.package.model_package import load_model_package
 from sslseg.synth.anatomy import ORGAN_LABELS
 
-LEARNING = dict(lr=3e-3, crops_per_volume=2, feature_size=8)
 
-
-def test_held_out_liver_is_learned_in_a_hundred_steps(labelled_dir, tmp_path, run_finetune):
+def test_held_out_liver_is_learned_in_a_hundred_steps(liver_model):
     """4 training and 2 held-out cases, 128 steps, validated every 32 (each validation: 2 whole cases, 8 windows)."""
-    summary = run_finetune(labelled_dir, tmp_path / "model", epochs=32, val_every=8, val_fraction=0.34, **LEARNING)
-    epochs = [e for e in events(tmp_path / "model") if e["event"] == "epoch" and e.get("val_dice") is not None]
+    model_dir, summary = liver_model
+    epochs = [e for e in events(model_dir) if e["event"] == "epoch" and e.get("val_dice") is not None]
     assert [e["step"] for e in epochs] == [32, 64, 96, 128]
     assert summary["best_val_dice_per_organ"]["liver"] >= 0.8, summary["best_val_dice_per_organ"]
     assert epochs[-1]["val_dice"] > epochs[0]["val_dice"]
