@@ -1,7 +1,10 @@
-"""Run every benchmark (``benchmarks/bench_*.py``, each with ``run() -> BenchResult``) and rewrite RESULTS.md.
+"""Run benchmarks (``benchmarks/bench_*.py``, each with ``run() -> BenchResult``) and rebuild RESULTS.md.
 
     python -m benchmarks.run            # all
     python -m benchmarks.run synth      # only bench_synth.py
+
+Each benchmark's section is kept in ``benchmarks/results/<name>.md`` with the date and machine of its own run, so
+running one benchmark replaces only its section; RESULTS.md is all sections in name order.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from benchmarks.result import BenchResult
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
+SECTIONS = HERE / "results"
 
 
 def discover(selected: list[str]) -> list[str]:
@@ -24,17 +28,29 @@ def discover(selected: list[str]) -> list[str]:
     return [n for n in names if not selected or n.removeprefix("bench_") in selected or n in selected]
 
 
+def section(result: BenchResult, seconds: float) -> str:
+    """The result's Markdown with when, how long and on what machine it ran."""
+    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return "\n".join([result.to_markdown(), f"Run {today} ({seconds:.0f} s) on:", "", *describe(), ""])
+
+
+def rebuild_results() -> None:
+    parts = [path.read_text(encoding="utf-8") for path in sorted(SECTIONS.glob("bench_*.md"))]
+    text = "\n".join(["# Benchmark results", "", "Written by `make bench` (`python -m benchmarks.run [NAME ...]`).",
+                      "", *parts])
+    RESULTS.write_text(text, encoding="utf-8")
+
+
 def main(argv: list[str]) -> int:
-    sections = []
+    SECTIONS.mkdir(exist_ok=True)
     for name in discover(argv):
         print(f"running {name} ...", flush=True)
         start = time.perf_counter()
         result: BenchResult = importlib.import_module(f"benchmarks.{name}").run()
-        print(f"  done in {time.perf_counter() - start:.0f} s", flush=True)
-        sections.append(result.to_markdown())
-    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    text = "\n".join(["# Benchmark results", "", f"Run {today} with `make bench` on:", "", *describe(), "", *sections])
-    RESULTS.write_text(text + "\n", encoding="utf-8")
+        seconds = time.perf_counter() - start
+        print(f"  done in {seconds:.0f} s", flush=True)
+        (SECTIONS / f"{name}.md").write_text(section(result, seconds), encoding="utf-8")
+        rebuild_results()
     print(f"wrote {RESULTS}")
     return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from sslseg.cli.training_options import (add_intensity_options, add_optimiser_options, add_run_options,
-                                          non_negative_int, positive_int)
+                                          config_from_args, non_negative_int, positive_int)
 from sslseg.finetune.config import FinetuneConfig
 
 DEFAULTS = FinetuneConfig(data_dir="", out_dir="")
@@ -89,8 +89,5 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from sslseg.finetune.run import finetune
 
-    fields = {k: v for k, v in vars(args).items() if k in FinetuneConfig.__dataclass_fields__}
-    fields["spacing"] = tuple(fields["spacing"])
-    fields["ct_window"] = tuple(fields["ct_window"])
-    finetune(FinetuneConfig(**fields))
+    finetune(config_from_args(FinetuneConfig, args))
     return 0

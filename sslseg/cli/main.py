@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "sslseg.cli.pretrain_command",
     "sslseg.cli.preview_views_command",
     "sslseg.cli.finetune_command",
+    "sslseg.cli.reduce_command",
 )
 
 
@@ -53,6 +54,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error.message}", file=sys.stderr)
         if error.hint:
             print(f"hint: {error.hint}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a full disk, a vanished folder, a permission: the system's words, without a traceback
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        print("hint: check the path, its permissions and the free disk space", file=sys.stderr)
+        return 2
+    except MemoryError as error:  # outside the places that turn it into advice (reading, resampling a huge volume)
+        if args.debug:
+            raise
+        print(f"error: out of memory{f' ({error})' if str(error) else ''}", file=sys.stderr)
+        print("hint: close other programs, or use a computer with more memory", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from sslseg.cli.training_options import (add_intensity_options, add_optimiser_options, add_run_options,
-                                          non_negative_int, positive_int)
+                                          config_from_args, non_negative_int, positive_int)
 from sslseg.pretrain.config import PretrainConfig
 
 DEFAULTS = PretrainConfig(data_dir="", out_dir="")
@@ -58,6 +58,9 @@ def register(subparsers) -> None:
                         help=f"share of volumes held out for validation, at least one (default {d.val_fraction:g})")
     parser.add_argument("--spacing", type=float, default=d.spacing, metavar="MM",
                         help=f"resample volumes to this isotropic voxel size (default {d.spacing:g} mm)")
+    parser.add_argument("--reduce", type=non_negative_int, metavar="K",
+                        help="train only on patches centred on the slices a Hash-K near-duplicate reduction keeps "
+                        "(Less is More; the paper's K is 6; see `sslseg reduce`); epochs shrink accordingly")
     add_intensity_options(parser, d, "every tissue stays distinct; the MONAI tutorial used -57 164")
     add_optimiser_options(parser, d, "data")
     add_run_options(parser, d, "RUN_DIR", seeded="patches, views", cached="volumes")
@@ -67,7 +70,5 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from sslseg.pretrain.run import pretrain
 
-    fields = {k: v for k, v in vars(args).items() if k in PretrainConfig.__dataclass_fields__}
-    fields["ct_window"] = tuple(fields["ct_window"])
-    pretrain(PretrainConfig(**fields))
+    pretrain(config_from_args(PretrainConfig, args))
     return 0

@@ -72,3 +72,10 @@ def add_run_options(parser, d, folder: str, seeded: str, cached: str) -> None:
     parser.add_argument("--events", metavar="FILE",
                         help="write JSON-lines progress events to FILE ('-' = stdout); default stdout unless it is a "
                         f"terminal (then a progress bar); always also {folder}/events.jsonl")
+
+
+def config_from_args(config_class, args: argparse.Namespace):
+    """``config_class`` (a training config dataclass) from the parsed options of the same names; ``nargs`` options
+    (lists) become the tuples the dataclass holds."""
+    fields = {k: v for k, v in vars(args).items() if k in config_class.__dataclass_fields__}
+    return config_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})

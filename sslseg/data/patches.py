@@ -28,6 +28,11 @@ def patch_window(shape: tuple[int, ...], size: int, rng: np.random.Generator) ->
 def crop_patch(array: np.ndarray, affine: np.ndarray, size: int, rng: np.random.Generator):
     """A random patch: (float32 (1, S, S, S), its (4, 4) voxel-to-RAS matrix). ``array`` is (I, J, K)."""
     starts, pads = patch_window(array.shape, size, rng)
+    return crop_window(array, affine, size, starts, pads)
+
+
+def crop_window(array: np.ndarray, affine: np.ndarray, size: int, starts: np.ndarray, pads: np.ndarray):
+    """The patch at ``starts`` with ``pads`` (from :func:`patch_window`): (float32 (1, S, S, S), (4, 4) affine)."""
     stops = np.minimum(starts + size, array.shape)
     region = np.asarray(array[tuple(slice(a, b) for a, b in zip(starts, stops))], dtype=np.float32)
     patch = np.zeros((1, size, size, size), dtype=np.float32)

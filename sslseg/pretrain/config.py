@@ -9,6 +9,7 @@ from sslseg.training.settings import common_problems, refuse_output_inside_data,
 IDENTITY_FIELDS = (
     "method", "preset", "patch_size", "patches_per_volume", "batch_size", "lr", "weight_decay", "warmup_steps",
     "grad_clip", "temperature", "seed", "val_fraction", "spacing", "ct_window", "mr_percentiles", "modality",
+    "reduce",
 )
 
 
@@ -36,6 +37,7 @@ class PretrainConfig:
         spacing, ct_window, mr_percentiles, modality: preprocessing (see ``sslseg.data.preprocess``).
         cache_dir: preprocessed-volume cache (None: RUN_DIR/cache).
         resume, overwrite: continue the run in RUN_DIR / replace it.
+        reduce: Hash-K slice reduction of the training volumes (None: off; see ``sslseg.reduce.sampling``).
         events: ``"-"`` stdout, a file path, or None (stdout unless it is a terminal); RUN_DIR/events.jsonl always.
     """
 
@@ -68,6 +70,7 @@ class PretrainConfig:
     resume: bool = False
     overwrite: bool = False
     events: str | None = None
+    reduce: int | None = None
     method_options: dict = field(default_factory=dict)
 
     def check(self) -> None:
@@ -75,6 +78,7 @@ class PretrainConfig:
         refuse_problems(common_problems(self) + [
             (self.patches_per_volume < 1, "--patches-per-volume must be at least 1"),
             (self.warmup_steps < 0, "--warmup-steps must be >= 0"),
+            (self.reduce is not None and not 0 <= self.reduce <= 64, "--reduce is a Hamming distance, 0..64"),
         ], "pretrain")
         refuse_output_inside_data(self.out_dir, self.data_dir, "RUN_DIR", "DATA_DIR", "training data")
 

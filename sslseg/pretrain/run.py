@@ -120,7 +120,7 @@ def _run(config: PretrainConfig, session: Session) -> dict:
     if dist.enabled:
         model = wrap_ddp(model, device)
 
-    train_set = PatchViewsDataset(data.train, preset.img_size, config.patches_per_volume, method, config.seed)
+    train_set, reduction = _training_set(config, data, preset, method)
     sampler = EpochBatches(len(train_set), config.batch_size, config.seed, dist.rank, dist.world_size)
     loader = make_loader(train_set, sampler, workers, config.seed, pin_memory=device.type == "cuda")
     loop_config = LoopConfig(epochs=config.epochs, max_steps=config.max_steps, grad_clip=config.grad_clip,
@@ -145,10 +145,23 @@ def _run(config: PretrainConfig, session: Session) -> dict:
              "train_volumes": len(data.train), "val_volumes": len(data.val), "skipped": len(data.skipped),
              "steps_per_epoch": sampler.steps_per_epoch, "total_steps": total, "resumed_at_step": state.step,
              "global_batch": sampler.global_batch, "patch_size": preset.img_size}
+    if reduction:
+        start["reduce"] = reduction
     # a stop at an epoch end keeps that epoch's checkpoint, whose plot may have been skipped
     state = train_reporting(session, parts, state, loop_config, start, preset.img_size, config.batch_size,
                             on_stop=outputs.plot)
     return report_done(session, outputs.finish(state, model))
+
+
+def _training_set(config: PretrainConfig, data: Data, preset, method):
+    """(training dataset, reduction summary or None): all patches, or with ``--reduce K`` only patches centred on
+    kept slices, and proportionally fewer (:mod:`sslseg.reduce.sampling`)."""
+    if config.reduce is None:
+        return PatchViewsDataset(data.train, preset.img_size, config.patches_per_volume, method, config.seed), None
+    from sslseg.reduce.sampling import reduced_training_set
+
+    return reduced_training_set(data.train, config.reduce, preset.img_size, config.patches_per_volume, method,
+                                config.seed)
 
 
 def _model_and_optimiser(config: PretrainConfig, method, preset, device):
