@@ -80,3 +80,14 @@ def check_label_values(array: np.ndarray, source: str) -> np.ndarray:
     if top > np.iinfo(np.int16).max:
         raise LabelError(f"{source} has label value {top}, above 32767", "renumber the labels")
     return array.astype(np.uint8 if top <= 255 else np.int16, copy=False)
+
+
+def values_present(array: np.ndarray, chunk_voxels: int = 1 << 22) -> list[int]:
+    """Non-zero values of a uint8/int16 (I, J, K) label map, counted in slabs (bincount works in int64)."""
+    unsigned = array.view(np.uint16 if array.dtype == np.int16 else np.uint8)
+    step = max(1, chunk_voxels // max(1, array.shape[1] * array.shape[2]))
+    counts = np.zeros(np.iinfo(unsigned.dtype).max + 1, dtype=np.int64)
+    for start in range(0, array.shape[0], step):
+        slab = np.bincount(unsigned[start:start + step].ravel())
+        counts[: slab.size] += slab
+    return [int(v) for v in np.flatnonzero(counts[1:]) + 1]

@@ -30,7 +30,7 @@ import vtk
 from vtk.util import numpy_support
 
 from sslseg.errors import LabelError, SSLSegError
-from sslseg.labels import LabelTable, check_label_values
+from sslseg.labels import LabelTable, check_label_values, values_present
 from sslseg.terminology import Terminology, load_terminology
 from sslseg.volume import Volume, VolumeMeta, display_name
 
@@ -174,7 +174,7 @@ def labelmap_to_segmentation(
     """
     terminology = terminology or load_terminology()
     array = check_label_values(labels.array, f"label map {name!r}")
-    present = _values_present(array)
+    present = values_present(array)
     unknown = [v for v in present if v not in table]
     if unknown:
         log.warning("label map %r: value(s) %s are not in the label table; their segments are named label_N",
@@ -399,17 +399,6 @@ def _array_from_image(image, what: str, dtype=None) -> tuple[np.ndarray, tuple[i
     array = np.empty(shape, dtype=dtype or view.dtype)
     array[...] = view
     return array, start
-
-
-def _values_present(array: np.ndarray, chunk_voxels: int = 1 << 22) -> list[int]:
-    """Non-zero values of a uint8/int16 (I, J, K) label map, counted in slabs (bincount works in int64)."""
-    unsigned = array.view(np.uint16 if array.dtype == np.int16 else np.uint8)
-    step = max(1, chunk_voxels // max(1, array.shape[1] * array.shape[2]))
-    counts = np.zeros(np.iinfo(unsigned.dtype).max + 1, dtype=np.int64)
-    for start in range(0, array.shape[0], step):
-        slab = np.bincount(unsigned[start:start + step].ravel())
-        counts[: slab.size] += slab
-    return [int(v) for v in np.flatnonzero(counts[1:]) + 1]
 
 
 def _remove_node(scene, node) -> None:

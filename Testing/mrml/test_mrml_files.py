@@ -113,3 +113,26 @@ def test_mrb_into_a_scene_that_is_not_cleared(scene, tmp_path):
     assert [n.GetName() for n in mrml.nodes_by_class(scene, "vtkMRMLScalarVolumeNode")] == ["first", "first"]
     mrml.load_mrb(scene, path, clear=True)
     assert [n.GetName() for n in mrml.nodes_by_class(scene, "vtkMRMLScalarVolumeNode")] == ["first"]
+
+
+def test_engine_written_seg_nrrd_opens_in_slicer_like_the_glues(scene, tmp_path, box_labels, place_on):
+    """``sslseg segment``'s .seg.nrrd (written without Slicer) read by Slicer's storage node: one segment per organ
+    present (the table's absent organ gets none), the table's colour or else the terminology's, the terminology
+    code, the voxels, and the unknown value 3 as ``label_3``."""
+    from sslseg.io.segnrrd import write_seg_nrrd
+
+    volume = asymmetric_volume(GRIDS["oblique"], box_labels.shape).with_array(box_labels)
+    table = LabelTable.from_names({1: "liver", 2: "left_kidney", 4: "spleen"}, {2: (0.9, 0.1, 0.25)})
+    path = write_seg_nrrd(volume, table, tmp_path / "engine.seg.nrrd")
+    node = mrml.read_seg_nrrd(scene, path)
+    assert mrml.segment_names(node) == ["liver", "left_kidney", "label_3"]
+    terminology = load_terminology()
+    segmentation = node.GetSegmentation()
+    liver = segmentation.GetSegment(mrml.segment_id(node, "liver"))
+    np.testing.assert_allclose(liver.GetColor(), terminology.color_of("liver"), atol=COLOUR_STEP)
+    assert liver.GetTerminology() == terminology.tag_of("liver")
+    kidney = segmentation.GetSegment(mrml.segment_id(node, "left_kidney"))
+    np.testing.assert_allclose(kidney.GetColor(), (0.9, 0.1, 0.25), atol=COLOUR_STEP)
+    for name, value in (("liver", 1), ("left_kidney", 2), ("label_3", 3)):
+        mask = mrml.segment_mask(node, name)
+        np.testing.assert_array_equal(place_on(mask.array, mask.affine, volume) > 0, box_labels == value)

@@ -47,7 +47,7 @@ def as_table(scores: list[OrganScore]) -> str:
     """A fixed-width text table with a mean row."""
     lines = [f"{'organ':<32} {'Dice':>7} {'HD95 mm':>9} {'ref vox':>9} {'pred vox':>9}"]
     for s in scores:
-        lines.append(f"{s.organ:<32} {s.dice:>7.4f} {_mm(s.hd95_mm):>9} {s.reference_voxels:>9} {s.predicted_voxels:>9}")
+        lines.append(f"{s.organ:<32} {s.dice:>7.4f} {format_mm(s.hd95_mm):>9} {s.reference_voxels:>9} {s.predicted_voxels:>9}")
     lines.append(f"{'mean':<32} {mean_dice(scores):>7.4f}")
     return "\n".join(lines)
 
@@ -63,5 +63,6 @@ def _mask(array: np.ndarray, table: LabelTable, name: str) -> np.ndarray:
     return array == table.value_of(name) if name in table.names else np.zeros(array.shape, dtype=bool)
 
 
-def _mm(value: float) -> str:
+def format_mm(value: float) -> str:
+    """A distance in mm for tables; NaN (an organ missing from one map) is ``n/a``."""
     return "n/a" if math.isnan(value) else f"{value:.2f}"

@@ -26,8 +26,13 @@ def as_ras(array: np.ndarray, affine: np.ndarray) -> np.ndarray:
     return nio.apply_orientation(array, ornt)
 
 
-def write_overlay_png(image: Volume, labels: Volume, table: LabelTable, path: str | Path, title: str = "") -> Path:
-    """Three orthogonal slices through the labelled region's centre, organs coloured, legend of present organs."""
+def write_overlay_png(image: Volume, labels: Volume, table: LabelTable, path: str | Path, title: str = "",
+                      centre_of: Volume | None = None) -> Path:
+    """Three orthogonal slices through the labelled region's centre, organs coloured, legend of present organs.
+
+    ``centre_of``: another label map on the same grid whose labelled centre chooses the slices (to show two
+    segmentations of one image on the same slices); default ``labels``.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -37,7 +42,7 @@ def write_overlay_png(image: Volume, labels: Volume, table: LabelTable, path: st
 
     hu, lab = as_ras(image.array, image.affine), as_ras(labels.array, labels.affine)
     spacing = np.abs(np.diag(_ras_linear(image.affine)))
-    centre = _centre(lab)
+    centre = _centre(lab if centre_of is None else as_ras(centre_of.array, centre_of.affine))
     present = [int(v) for v in np.unique(lab) if v != 0]
     colours = _colour_list(table, present)
     cmap = ListedColormap([(0, 0, 0, 0)] + [(*colours[v], 0.45) for v in present])

@@ -63,8 +63,7 @@ def write_unlabelled(
     """Write ``cases`` phantom images as ``out_dir/case_NNN.nii.gz``; returns their paths in case order."""
     out_dir = _prepared(out_dir, cases, overwrite)
     paths = []
-    for index in _progress(range(cases), cases, "synthetic cases"):
-        image, _ = make_phantom(case_seed(seed, index), size, spacing)
+    for index, image, _ in _phantoms(cases, size, spacing, seed, "synthetic cases"):
         paths.append(write_volume(image, out_dir / case_name(index), overwrite=overwrite))
     _warn_about_other_files(out_dir, paths)
     return paths
@@ -81,8 +80,7 @@ def write_labelled(
     """Write ``cases`` images and label maps in MSD layout plus ``dataset.json``; returns the image paths."""
     out_dir = _prepared(out_dir, cases, overwrite)
     images, written = [], []
-    for index in _progress(range(cases), cases, "synthetic labelled cases"):
-        image, labels = make_phantom(case_seed(seed, index), size, spacing)
+    for index, image, labels in _phantoms(cases, size, spacing, seed, "synthetic labelled cases"):
         images.append(write_volume(image, out_dir / IMAGES_DIR / case_name(index), overwrite=overwrite))
         written.append(write_volume(labels, out_dir / LABELS_DIR / case_name(index), overwrite=overwrite))
     written += images
@@ -137,6 +135,12 @@ def _warn_about_other_files(out_dir: Path, written: Iterable[Path]) -> None:
     if others:
         example = sorted(others)[0].relative_to(out_dir)
         log.warning("%s also holds %d other file(s) (e.g. %s), left as they were", out_dir, len(others), example)
+
+
+def _phantoms(cases: int, size: Size, spacing: Spacing, seed: int, description: str) -> Iterator[tuple]:
+    """(index, image, labels) of each case in order, with a progress bar."""
+    for index in _progress(range(cases), cases, description):
+        yield (index, *make_phantom(case_seed(seed, index), size, spacing))
 
 
 def _progress(items: Iterable[int], total: int, description: str) -> Iterator[int]:
