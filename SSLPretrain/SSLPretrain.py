@@ -1,23 +1,302 @@
-"""SSLPretrain: self-supervised pretraining of a 3D ViT on a folder of unlabelled CT/MR volumes.
+"""SSLPretrain: self-supervised pretraining of a 3D ViT on unlabelled CT/MR volumes (a folder, or volumes loaded in
+the scene), with a live loss curve, Cancel, Resume and a preview of the augmented views.
 
-The panel (widget, logic, parameter node, self-test) arrives with the Slicer-modules issue; the engine behind it is
-``sslseg pretrain``. Heavy imports (torch, monai, sslseg) stay inside functions so Slicer starts without them.
+Thin: widget wiring and the Logic's job handle. The work runs in an engine worker (``PythonSlicer -m sslseg pretrain``)
+through ``sslseg.jobs``; scene <-> files and plots come from ``SSLSegmentationLib``, shared with SSLSegmentation (the
+module that uses the encoder). torch and monai are never imported here.
 """
 
-from slicer.ScriptedLoadableModule import ScriptedLoadableModule
+import pathlib
+import tempfile
+from typing import Annotated
+
+import slicer
+import vtk
+from slicer.i18n import tr as _
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
+                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.util import VTKObservationMixin
+
+from SSLPretrainLib import Commands
+from SSLSegmentationLib import Commands as SegmentationCommands
+from SSLSegmentationLib import Engine, Plots, SceneData
+
+#: Settings key holding the last finished pretraining run, which SSLSegmentation offers as its encoder.
+LAST_ENCODER_KEY = "SSLSegmentation/LastEncoderRun"
 
 
 class SSLPretrain(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "SSL Pretrain"
+        self.parent.title = _("SSL Pretrain")
         self.parent.categories = ["Segmentation.SSL Segmentation"]
-        self.parent.dependencies = []
+        self.parent.dependencies = ["SSLSegmentation"]  # its helper package and the encoder's consumer
         self.parent.contributors = ["SSL Segmentation developers"]
-        self.parent.helpText = (
+        self.parent.helpText = _(
             "Self-supervised pretraining of a 3D vision transformer on unlabelled CT or MR volumes "
-            "(in-painting, out-painting, local pixel shuffling; reconstruction + contrastive loss)."
-        )
-        self.parent.acknowledgementText = (
-            "Method after MONAI's self-supervised pretraining tutorial (ViTAutoEnc) and Tang et al., CVPR 2022."
-        )
+            "(in-painting, out-painting, local pixel shuffling; reconstruction + contrastive loss).")
+        self.parent.acknowledgementText = _(
+            "Method after MONAI's self-supervised pretraining tutorial (ViTAutoEnc) and Tang et al., CVPR 2022.")
+
+
+@parameterNodeWrapper
+class SSLPretrainParameterNode:
+    """Data (a folder, or the scene's volumes checked in the list), method and settings, output folder."""
+
+    dataFolder: pathlib.Path
+    useSceneVolumes: bool = False
+    reduceSlices: Annotated[int, WithinRange(0, 64)] = 0
+    method: Annotated[str, Choice(["inpaint-contrastive"])] = "inpaint-contrastive"
+    preset: Annotated[str, Choice(["tiny", "vit-b"])] = "vit-b"
+    epochs: Annotated[int, WithinRange(1, 100000)] = 100
+    batchSize: Annotated[int, WithinRange(1, 1024)] = 4
+    patchSize: Annotated[int, WithinRange(0, 512)] = 0
+    learningRate: Annotated[float, WithinRange(1e-7, 1.0)] = 1e-4
+    device: Annotated[str, Choice(["auto", "cuda", "cpu"])] = "auto"
+    precision: Annotated[str, Choice(["auto", "bf16", "fp16", "off"])] = "auto"
+    outputFolder: pathlib.Path
+    resume: bool = False
+
+
+class SSLPretrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/SSLPretrain.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = SSLPretrainLogic()
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.startButton.connect("clicked(bool)", self.onStartButton)
+        self.ui.previewButton.connect("clicked(bool)", self.onPreviewButton)
+        self.ui.useEncoderButton.connect("clicked(bool)", self.onUseEncoderButton)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self.removeObservers()  # the job lives in the Logic and keeps running
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
+            self.updateButtons()
+
+    def updateButtons(self, caller=None, event=None) -> None:
+        p, job = self._parameterNode, self.logic.job
+        running = job is not None and job.state.active
+        hasData = bool(p and (p.useSceneVolumes or SegmentationCommands.pathOrNone(p.dataFolder)))
+        self.ui.startButton.text = _("Cancel") if running else (_("Resume") if p and p.resume else _("Start"))
+        self.ui.startButton.enabled = running or (hasData and bool(SegmentationCommands.pathOrNone(p.outputFolder)))
+        self.ui.previewButton.enabled = hasData and not running
+        self.ui.sceneVolumesComboBox.enabled = bool(p and p.useSceneVolumes)
+        self.ui.dataFolderPathLineEdit.enabled = bool(p and not p.useSceneVolumes)
+        self.ui.useEncoderButton.enabled = bool(p and SegmentationCommands.isEncoderRun(p.outputFolder))
+
+    def onStartButton(self) -> None:
+        if self.logic.job is not None and self.logic.job.state.active:
+            self.ui.progressLabel.text = _("Stopping after the current step (a checkpoint is written)...")
+            self.logic.job.cancel()
+            return
+        self.ui.logTextEdit.clear()
+        with slicer.util.tryWithErrorDisplay(_("Pretraining could not start."), waitCursor=True):
+            self.logic.startPretraining(self._parameterNode, self.ui.sceneVolumesComboBox.checkedNodes(),
+                                        onEvent=self.onEvent, onLog=self.appendLog, onFinished=self.onFinished)
+        self.updateButtons()
+
+    def onEvent(self, event) -> None:
+        from sslseg.jobs.events import describe_progress, progress_fraction
+
+        if event.get("event") == "progress":
+            self.ui.progressBar.value = int(100 * (progress_fraction(event) or 0))
+            self.ui.progressLabel.text = describe_progress(event)
+        elif event.get("event") == "stage":
+            self.ui.progressLabel.text = _("Preprocessing the volumes (cached for later runs)...")
+
+    def appendLog(self, stream, line) -> None:
+        self.ui.logTextEdit.appendPlainText(line)
+
+    def onFinished(self, job) -> None:
+        self.updateButtons()
+        self.ui.progressLabel.text = job.state.value + (f": {job.message}" if job.message else "")
+        if job.state.value == "failed":
+            slicer.util.errorDisplay(job.message, detailedText=(job.hint + "\n\n" + job.log_text).strip())
+        elif job.state.value == "cancelled":
+            self._parameterNode.resume = True  # the next Start continues from the checkpoint
+        elif job.state.value == "done" and slicer.util.confirmYesNoDisplay(
+                _("Pretraining finished. Use this encoder in SSL Segmentation?")):
+            self.onUseEncoderButton()
+
+    def onPreviewButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Preview failed."), waitCursor=True):
+            self.logic.previewAugmentations(self._parameterNode, self.ui.sceneVolumesComboBox.checkedNodes(),
+                                            onLog=self.appendLog, onFinished=self.onPreviewFinished)
+
+    def onPreviewFinished(self, job) -> None:
+        if job.state.value == "failed":
+            slicer.util.errorDisplay(job.message, detailedText=(job.hint + "\n\n" + job.log_text).strip())
+
+    def onUseEncoderButton(self) -> None:
+        self.logic.offerEncoder(self._parameterNode.outputFolder)
+        slicer.util.selectModule("SSLSegmentation")
+
+
+class SSLPretrainLogic(ScriptedLoadableModuleLogic):
+    """The pretraining job handle (``job``) lives here, so a run survives leaving the module."""
+
+    job = None
+    plot = None
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        Engine.ensureEngineImportable()
+
+    def getParameterNode(self):
+        return SSLPretrainParameterNode(super().getParameterNode())
+
+    def _segmentationLogic(self):
+        from SSLSegmentation import SSLSegmentationLogic
+
+        return SSLSegmentationLogic()
+
+    def dataFolder(self, parameters, volumeNodes=()):
+        """The folder the worker reads: the chosen one, or the checked scene volumes written to a temporary one."""
+        if not parameters.useSceneVolumes:
+            return SegmentationCommands.pathOrNone(parameters.dataFolder)
+        if not volumeNodes:
+            raise ValueError(_("Check the volumes to pretrain on."))
+        folder = pathlib.Path(tempfile.mkdtemp(prefix="sslseg-pretrain-", dir=slicer.app.temporaryPath))
+        SceneData.exportVolumes(volumeNodes, folder)
+        return folder
+
+    def startPretraining(self, parameters, volumeNodes=(), onEvent=None, onLog=None, onFinished=None,
+                         waitForCompletion=False, extraArgs=()):
+        """Start (or resume) a pretraining; the loss curve is fed from the worker's events. ``extraArgs``: more
+        ``sslseg pretrain`` options (scripts, self-test)."""
+        segmentation = self._segmentationLogic()
+        segmentation.ensureDependencies()
+        outDir = SegmentationCommands.pathOrNone(parameters.outputFolder)
+        if outDir is None:
+            raise ValueError(_("Choose an output folder for the run."))
+        reduceSupported = parameters.reduceSlices == 0 or Commands.engineHasOption("pretrain", "--reduce")
+        args = Commands.pretrainArgs(self.dataFolder(parameters, volumeNodes), outDir, parameters.method,
+                                     parameters.preset, parameters.epochs, parameters.batchSize, parameters.patchSize,
+                                     parameters.learningRate, parameters.device, parameters.precision,
+                                     parameters.resume, parameters.reduceSlices, reduceSupported, list(extraArgs))
+        self.plot = plot = Plots.lossPlot(slicer.mrmlScene)
+        showChart(plot.chartNode)
+
+        def handleEvent(event):
+            Plots.addPretrainEvent(plot, event)
+            if onEvent:
+                onEvent(event)
+
+        def rememberEncoder(job):
+            slicer.app.settings().setValue(LAST_ENCODER_KEY, str(outDir))
+            return outDir
+
+        self.job = segmentation.newJob("pretrain", args, handleEvent, onLog, rememberEncoder)
+        return segmentation.run(self.job, onFinished, waitForCompletion)
+
+    def previewAugmentations(self, parameters, volumeNodes=(), onLog=None, onFinished=None, waitForCompletion=False):
+        """Load the first volume's centre patch and its two augmented views as volume nodes."""
+        segmentation = self._segmentationLogic()
+        segmentation.ensureDependencies()
+        out = pathlib.Path(tempfile.mkdtemp(prefix="sslseg-preview-", dir=slicer.app.temporaryPath))
+        args = Commands.previewArgs(self.dataFolder(parameters, volumeNodes), out, parameters.method,
+                                    parameters.preset, parameters.patchSize)
+
+        def loadViews(job):
+            nodes = [slicer.util.loadVolume(path) for path in Commands.previewFiles([l for _, l in job.log])]
+            if nodes:
+                slicer.util.setSliceViewerLayers(background=nodes[0], foreground=nodes[-1], foregroundOpacity=0.5)
+            return nodes
+
+        job = segmentation.newJob("preview-views", args, onLog=onLog, importer=loadViews)
+        return segmentation.run(job, onFinished, waitForCompletion)
+
+    def offerEncoder(self, runFolder) -> None:
+        """Make a finished run SSLSegmentation's encoder."""
+        slicer.app.settings().setValue(LAST_ENCODER_KEY, str(runFolder))
+        self._segmentationLogic().getParameterNode().encoderPath = pathlib.Path(runFolder)
+
+
+def showChart(chartNode) -> None:
+    try:
+        slicer.modules.plots.logic().ShowChartInLayout(chartNode)
+    except AttributeError:
+        pass
+
+
+class SSLPretrainTest(ScriptedLoadableModuleTest):
+    """Runs in Slicer on the CPU: synthetic volumes from the engine, a few tiny-preset steps, cancel + resume, the
+    loss plot and the preview volumes."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_pretrain_cancel_resume_preview()
+
+    def test_pretrain_cancel_resume_preview(self):
+        from sslseg.synth.cohort import write_unlabelled
+
+        self.delayDisplay("Synthetic volumes")
+        work = pathlib.Path(tempfile.mkdtemp(prefix="SSLPretrainTest-", dir=slicer.app.temporaryPath))
+        write_unlabelled(work / "volumes", 3, size=(44, 40, 32), spacing=4.0, seed=2)
+        logic = SSLPretrainLogic()
+        p = logic.getParameterNode()
+        p.dataFolder, p.outputFolder = work / "volumes", work / "run"
+        p.preset, p.epochs, p.batchSize, p.patchSize, p.device = "tiny", 2, 2, 32, "cpu"
+        fast = ["--spacing", "4", "--workers", "0", "--checkpoint-every", "1"]
+
+        self.delayDisplay("A few tiny pretraining steps")
+        job = logic.startPretraining(p, waitForCompletion=True, extraArgs=fast)
+        self.assertEqual(job.state.value, "done")
+        self.assertTrue((work / "run" / "encoder.safetensors").is_file())
+        self.assertGreater(logic.plot.rowCount, 0)
+        self.assertEqual(slicer.app.settings().value(LAST_ENCODER_KEY), str(work / "run"))
+
+        self.delayDisplay("Resume for two more epochs")
+        p.resume, p.epochs = True, 4
+        job = logic.startPretraining(p, waitForCompletion=True, extraArgs=fast)
+        self.assertEqual(job.events_of("start")[-1]["resumed_at_step"], job.events_of("start")[-1]["total_steps"] // 2)
+
+        self.delayDisplay("Preview augmentations")
+        job = logic.previewAugmentations(p, waitForCompletion=True)
+        self.assertEqual(len(job.imported), 3)
+        self.assertEqual(job.imported[0].GetImageData().GetDimensions(), (32, 32, 32))
+        self.delayDisplay("SSLPretrain self-test passed")

@@ -1,21 +1,378 @@
-"""SSLSegmentation: fine-tune UNETR from a pretrained ViT on a few segmentations, then segment organs.
+"""SSLSegmentation: fine-tune UNETR from a self-supervised ViT on segmentations drawn in Slicer, segment organs of a
+volume into named, coloured, terminology-tagged segments, and compare two segmentations (Dice per organ).
 
-The panel (widget, logic, parameter node, self-test) arrives with the Slicer-modules issue; the engine behind it is
-``sslseg finetune`` / ``sslseg segment``. Heavy imports (torch, monai, sslseg) stay inside functions.
+Thin: widget wiring and the Logic's job handles. Files <-> scene goes through ``SSLSegmentationLib.SceneData`` (and
+the engine's ``sslseg.mrml``); the work runs in engine workers (``PythonSlicer -m sslseg finetune|segment``) through
+``sslseg.jobs``. torch and monai are never imported here.
 """
 
-from slicer.ScriptedLoadableModule import ScriptedLoadableModule
+import logging
+import pathlib
+import tempfile
+from typing import Annotated
+
+import slicer
+import vtk
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+from slicer.i18n import tr as _
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
+                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.util import VTKObservationMixin
+
+from SSLSegmentationLib import Commands, Engine, Plots, SceneData
+
+DEVICES = ["auto", "cuda", "cpu"]
+PRECISIONS = ["auto", "bf16", "fp16", "off"]
 
 
 class SSLSegmentation(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "SSL Segmentation"
+        self.parent.title = _("SSL Segmentation")
         self.parent.categories = ["Segmentation.SSL Segmentation"]
         self.parent.dependencies = []
         self.parent.contributors = ["SSL Segmentation developers"]
-        self.parent.helpText = (
-            "Fine-tune UNETR, initialised from a self-supervised ViT, on segmentations drawn in Slicer, "
-            "and segment organs of the current volume into a segmentation node with named, coloured segments."
-        )
-        self.parent.acknowledgementText = "UNETR: Hatamizadeh et al., WACV 2022; implementation from MONAI."
+        self.parent.helpText = _(
+            "Fine-tune UNETR, initialised from a self-supervised ViT (SSL Pretrain), on segmentations drawn in "
+            "Slicer; segment organs of a volume into named, coloured segments; compare two segmentations.")
+        self.parent.acknowledgementText = _("UNETR: Hatamizadeh et al., WACV 2022; implementation from MONAI.")
+
+
+@parameterNodeWrapper
+class SSLSegmentationParameterNode:
+    """Train: cases from the scene (segmentations checked in the list) or a folder, encoder, settings, model folder.
+    Segment: input volume, model, device, output segmentation (none: a new one). Compare: two segmentations."""
+
+    trainFromScene: bool = True
+    trainingFolder: pathlib.Path
+    encoderPath: pathlib.Path
+    modelOutputFolder: pathlib.Path
+    preset: Annotated[str, Choice(["auto", "tiny", "vit-b"])] = "auto"
+    epochs: Annotated[int, WithinRange(1, 100000)] = 100
+    batchSize: Annotated[int, WithinRange(1, 256)] = 1
+    patchSize: Annotated[int, WithinRange(0, 512)] = 0
+    learningRate: Annotated[float, WithinRange(1e-7, 1.0)] = 1e-4
+    valEvery: Annotated[int, WithinRange(0, 1000)] = 1
+    trainDevice: Annotated[str, Choice(DEVICES)] = "auto"
+    trainPrecision: Annotated[str, Choice(PRECISIONS)] = "auto"
+    resumeTraining: bool = False
+    inputVolume: vtkMRMLScalarVolumeNode
+    modelFolder: pathlib.Path
+    segmentDevice: Annotated[str, Choice(DEVICES)] = "auto"
+    outputSegmentation: vtkMRMLSegmentationNode  # none selected: a new segmentation
+    show3D: bool = False
+    referenceSegmentation: vtkMRMLSegmentationNode
+    predictedSegmentation: vtkMRMLSegmentationNode
+
+
+class SSLSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/SSLSegmentation.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = SSLSegmentationLogic()
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.trainingSegmentationsComboBox.connect("checkedNodesChanged()", self.updateLabelSet)
+        self.ui.trainButton.connect("clicked(bool)", self.onTrainButton)
+        self.ui.segmentButton.connect("clicked(bool)", self.onSegmentButton)
+        self.ui.compareButton.connect("clicked(bool)", self.onCompareButton)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self.removeObservers()  # the jobs live in the Logic and keep running
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            self._parameterNode.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
+            self.updateButtons()
+
+    def updateButtons(self, caller=None, event=None) -> None:
+        p, logic = self._parameterNode, self.logic
+        training = logic.trainJob is not None and logic.trainJob.state.active
+        segmenting = logic.segmentJob is not None and logic.segmentJob.state.active
+        self.ui.trainButton.text = _("Cancel") if training else _("Start training")
+        self.ui.trainButton.enabled = training or bool(p and Commands.pathOrNone(p.modelOutputFolder))
+        self.ui.segmentButton.text = _("Cancel") if segmenting else _("Segment")
+        self.ui.segmentButton.enabled = segmenting or bool(p and p.inputVolume and Commands.isModelFolder(p.modelFolder))
+        self.ui.compareButton.enabled = bool(p and p.referenceSegmentation and p.predictedSegmentation)
+
+    def updateLabelSet(self) -> None:
+        nodes = self.ui.trainingSegmentationsComboBox.checkedNodes()
+        pairs = SceneData.trainingPairs(nodes)
+        labels = SceneData.labelSet([s for _, s in pairs])
+        described = ", ".join(f"{name} = {value}" for name, value in labels.items())
+        self.ui.labelSetLabel.text = (f"{len(pairs)} case(s); labels: {described}" if pairs
+                                      else _("Check segmentations drawn on a volume (their source volume)."))
+
+    def onTrainButton(self) -> None:
+        if self.logic.trainJob is not None and self.logic.trainJob.state.active:
+            self.logic.trainJob.cancel()
+            return
+        self.ui.trainLogTextEdit.clear()
+        with slicer.util.tryWithErrorDisplay(_("Training could not start."), waitCursor=True):
+            self.logic.startTraining(self._parameterNode, self.ui.trainingSegmentationsComboBox.checkedNodes(),
+                                     onEvent=self.onTrainEvent, onLog=self.appendTrainLog,
+                                     onFinished=self.onTrainFinished)
+        self.updateButtons()
+
+    def onTrainEvent(self, event) -> None:
+        from sslseg.jobs.events import describe_progress, progress_fraction
+
+        if event.get("event") == "progress":
+            self.ui.trainProgressBar.value = int(100 * (progress_fraction(event) or 0))
+            self.ui.trainProgressLabel.text = describe_progress(event)
+
+    def appendTrainLog(self, stream, line) -> None:
+        self.ui.trainLogTextEdit.appendPlainText(line)
+
+    def onTrainFinished(self, job) -> None:
+        self.updateButtons()
+        self.ui.trainProgressLabel.text = job.state.value + (f": {job.message}" if job.message else "")
+        if job.state.value == "failed":
+            slicer.util.errorDisplay(job.message, detailedText=(job.hint + "\n\n" + job.log_text).strip())
+
+    def onSegmentButton(self) -> None:
+        if self.logic.segmentJob is not None and self.logic.segmentJob.state.active:
+            self.logic.segmentJob.cancel(grace_s=2)
+            return
+        p = self._parameterNode
+        if p.outputSegmentation is not None and not slicer.util.confirmOkCancelDisplay(
+                _("Replace the segments of {name}?").format(name=p.outputSegmentation.GetName())):
+            return
+        with slicer.util.tryWithErrorDisplay(_("Segmentation could not start."), waitCursor=True):
+            self.logic.startSegmentation(p.inputVolume, p.modelFolder, p.segmentDevice, p.outputSegmentation,
+                                         p.show3D, onFinished=self.onSegmentFinished)
+        self.ui.segmentStatusLabel.text = _("Segmenting...")
+        self.updateButtons()
+
+    def onSegmentFinished(self, job) -> None:
+        self.updateButtons()
+        self.ui.segmentStatusLabel.text = job.state.value
+        if job.state.value == "failed":
+            slicer.util.errorDisplay(job.message, detailedText=(job.hint + "\n\n" + job.log_text).strip())
+        elif job.imported is not None:
+            self._parameterNode.predictedSegmentation = job.imported
+
+    def onCompareButton(self) -> None:
+        p = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("Comparison failed."), waitCursor=True):
+            table = self.logic.compare(p.predictedSegmentation, p.referenceSegmentation)
+            slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
+            slicer.app.applicationLogic().PropagateTableSelection()
+
+
+class SSLSegmentationLogic(ScriptedLoadableModuleLogic):
+    """Job handles (``trainJob``, ``segmentJob``) live here, so a job survives leaving the module."""
+
+    trainJob = None
+    segmentJob = None
+    _drivers: list = []
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        Engine.ensureEngineImportable()
+
+    def getParameterNode(self):
+        return SSLSegmentationParameterNode(super().getParameterNode())
+
+    def ensureDependencies(self) -> None:
+        from SSLSegmentationLib import Dependencies
+
+        Dependencies.ensureDependencies(ask=not slicer.app.testingEnabled(), requester="SSL Segmentation")
+
+    def newJob(self, command, args, onEvent=None, onLog=None, importer=None):
+        from sslseg.jobs import Job
+
+        return Job(command, args, python=Engine.pythonExecutable(), env=Engine.workerEnvironment(),
+                   on_event=onEvent, on_log=onLog, importer=importer)
+
+    def run(self, job, onFinished=None, waitForCompletion=False):
+        """Start ``job``: wait for it (scripts, tests; raises on failure) or poll it from a Qt timer."""
+        if waitForCompletion:
+            job.start().wait()
+            if onFinished:
+                onFinished(job)
+            return job
+        from SSLSegmentationLib.JobDriver import JobDriver
+
+        driver = JobDriver(job, onFinished)
+        SSLSegmentationLogic._drivers = [d for d in SSLSegmentationLogic._drivers if not d.job.state.finished]
+        SSLSegmentationLogic._drivers.append(driver)
+        driver.start()
+        return job
+
+    def startTraining(self, parameters, segmentationNodes=(), onEvent=None, onLog=None, onFinished=None,
+                      waitForCompletion=False, extraArgs=()):
+        """Fine-tune on the checked scene pairs (exported to a temporary folder) or on a folder; ``extraArgs``: more
+        ``sslseg finetune`` options (scripts, self-test)."""
+        self.ensureDependencies()
+        outDir = Commands.pathOrNone(parameters.modelOutputFolder)
+        if outDir is None:
+            raise ValueError(_("Choose a folder for the model."))
+        if parameters.trainFromScene:
+            dataDir = pathlib.Path(tempfile.mkdtemp(prefix="sslseg-train-", dir=slicer.app.temporaryPath))
+            SceneData.exportTrainingPairs(SceneData.trainingPairs(segmentationNodes), dataDir)
+        else:
+            dataDir = Commands.pathOrNone(parameters.trainingFolder)
+        plot = Plots.dicePlot(slicer.mrmlScene)
+        showChart(plot.chartNode)
+
+        def handleEvent(event):
+            Plots.addFinetuneEvent(plot, event)
+            if onEvent:
+                onEvent(event)
+
+        def registerModel(job):
+            parameters.modelFolder = outDir  # the new model is the one Segment uses
+            return outDir
+
+        args = Commands.finetuneArgs(dataDir, outDir, Commands.pathOrNone(parameters.encoderPath), parameters.preset,
+                                     parameters.epochs, parameters.batchSize, parameters.patchSize,
+                                     parameters.learningRate, parameters.valEvery, parameters.trainDevice,
+                                     parameters.trainPrecision, parameters.resumeTraining, list(extraArgs))
+        self.trainJob = self.newJob("finetune", args, handleEvent, onLog, registerModel)
+        self.trainPlot = plot
+        return self.run(self.trainJob, onFinished, waitForCompletion)
+
+    def startSegmentation(self, inputVolume, modelFolder, device="auto", outputSegmentation=None, show3D=False,
+                          onFinished=None, waitForCompletion=False):
+        """Segment ``inputVolume``; the result replaces ``outputSegmentation``'s segments, or is a new node."""
+        self.ensureDependencies()
+        work = pathlib.Path(tempfile.mkdtemp(prefix="sslseg-segment-", dir=slicer.app.temporaryPath))
+        image = SceneData.exportVolume(inputVolume, work / "input.nii.gz")
+        labels = work / "labels.nii.gz"
+
+        def importResult(job):
+            node = SceneData.importLabelMap(slicer.mrmlScene, labels, inputVolume,
+                                            f"{inputVolume.GetName()} organs", replaceNode=outputSegmentation)
+            if show3D:
+                node.CreateClosedSurfaceRepresentation()
+            slicer.util.setSliceViewerLayers(background=inputVolume, fit=False)
+            return node
+
+        args = Commands.segmentArgs(image, modelFolder, labels, device)
+        self.segmentJob = self.newJob("segment", args, importer=importResult)
+        return self.run(self.segmentJob, onFinished, waitForCompletion)
+
+    def compare(self, predictedSegmentation, referenceSegmentation):
+        """Dice per organ as a table node (the engine's evaluation, organs matched by name)."""
+        volume = SceneData.referenceVolume(referenceSegmentation) or SceneData.referenceVolume(predictedSegmentation)
+        if volume is None:
+            raise ValueError(_("The reference segmentation has no source volume to compare on."))
+        table, scores = SceneData.compareSegmentations(slicer.mrmlScene, predictedSegmentation,
+                                                       referenceSegmentation, volume)
+        logging.info("Dice per organ: %s", {s.organ: round(s.dice, 4) for s in scores})
+        return table
+
+
+def showChart(chartNode) -> None:
+    """Show a plot chart in the layout (only in the application, not in a bare scene)."""
+    try:
+        slicer.modules.plots.logic().ShowChartInLayout(chartNode)
+    except AttributeError:
+        pass
+
+
+class SSLSegmentationTest(ScriptedLoadableModuleTest):
+    """Runs in Slicer on the CPU: synthetic labelled volumes from the engine, a few tiny fine-tuning steps, a
+    segmentation, asserts on segment names, colours, terminology and geometry, and a comparison."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_train_segment_compare()
+
+    def test_train_segment_compare(self):
+        import numpy as np
+
+        from sslseg import mrml
+        from sslseg.io.label_map_io import read_label_map
+        from sslseg.io.volume_io import read_volume
+        from sslseg.synth.cohort import write_labelled
+
+        self.delayDisplay("Synthetic labelled cases")
+        logic = SSLSegmentationLogic()
+        work = pathlib.Path(tempfile.mkdtemp(prefix="SSLSegmentationTest-", dir=slicer.app.temporaryPath))
+        images = write_labelled(work / "cases", 3, size=(40, 36, 32), spacing=6.0, seed=1)
+        segmentations = []
+        for image in images:
+            volume = mrml.volume_to_node(slicer.mrmlScene, read_volume(image), image.name.split(".")[0])
+            labels, table = read_label_map(image.parent.parent / "labelsTr" / image.name)
+            segmentation = mrml.labelmap_to_segmentation(slicer.mrmlScene, labels, table, reference=volume,
+                                                         name=f"{volume.GetName()} reference")
+            segmentation.SetNodeReferenceID(SceneData.REFERENCE_ROLE, volume.GetID())
+            segmentations.append(segmentation)
+
+        self.delayDisplay("A few tiny fine-tuning steps")
+        parameters = logic.getParameterNode()
+        parameters.trainFromScene = True
+        parameters.modelOutputFolder = work / "model"
+        parameters.preset, parameters.epochs, parameters.patchSize, parameters.valEvery = "tiny", 2, 32, 1
+        parameters.trainDevice = "cpu"
+        fast = ["--spacing", "6", "6", "6", "--feature-size", "8", "--workers", "0", "--crops-per-volume", "2"]
+        job = logic.startTraining(parameters, segmentations, waitForCompletion=True, extraArgs=fast)
+        self.assertEqual(job.state.value, "done")
+        self.assertTrue((work / "model" / "model.json").is_file())
+        self.assertGreater(logic.trainPlot.rowCount, 0)
+
+        self.delayDisplay("Segment")
+        volume = SceneData.referenceVolume(segmentations[0])
+        job = logic.startSegmentation(volume, parameters.modelFolder, "cpu", waitForCompletion=True)
+        result = job.imported
+        names = mrml.segment_names(result)
+        self.assertTrue(set(names) <= set(SceneData.labelSet(segmentations)))
+        labelMap = mrml.segmentation_to_labelmap(result, volume, names or ["none"])
+        source = mrml.node_to_volume(volume)
+        self.assertEqual(labelMap.shape, source.shape)
+        np.testing.assert_allclose(labelMap.affine, source.affine, atol=1e-4)
+        for name in names:
+            segment = result.GetSegmentation().GetSegment(mrml.segment_id(result, name))
+            self.assertNotEqual(segment.GetColor(), (0.5, 0.5, 0.5))
+        hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer.mrmlScene)
+        self.assertEqual(hierarchy.GetItemParent(hierarchy.GetItemByDataNode(result)),
+                         hierarchy.GetItemParent(hierarchy.GetItemByDataNode(volume)))
+
+        self.delayDisplay("Compare")
+        table = logic.compare(result, segmentations[0])
+        self.assertEqual(table.GetCellText(table.GetNumberOfRows() - 1, 0), "mean")
+        self.delayDisplay("SSLSegmentation self-test passed")

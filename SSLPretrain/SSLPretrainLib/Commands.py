@@ -1,0 +1,51 @@
+"""``sslseg pretrain`` and ``sslseg preview-views`` command lines from the panel's settings (plain values)."""
+
+from __future__ import annotations
+
+import logging
+
+
+def engineHasOption(command: str, option: str) -> bool:
+    """Whether this engine's ``sslseg COMMAND`` takes ``option`` (e.g. ``--reduce``, added by a later engine
+    version). Called when a job starts, after the dependencies are installed (building the parser imports them)."""
+    try:
+        from sslseg.cli.main import build_parser
+
+        parser = build_parser()
+        commands = next(a for a in parser._actions if getattr(a, "dest", None) == "command")
+        sub = commands.choices[command]
+        return any(option in action.option_strings for action in sub._actions)
+    except Exception as error:  # an engine that cannot say: run without the option rather than fail
+        logging.warning("cannot tell whether sslseg %s takes %s: %s", command, option, error)
+        return False
+
+
+def pretrainArgs(dataDir, outDir, method: str = "inpaint-contrastive", preset: str = "vit-b", epochs: int = 100,
+                 batchSize: int = 4, patchSize: int = 0, learningRate: float = 1e-4, device: str = "auto",
+                 amp: str = "auto", resume: bool = False, reduceSlices: int = 0, reduceSupported: bool = True,
+                 extra: list | None = None) -> list[str]:
+    """Arguments of ``sslseg pretrain`` (without the command). ``reduceSlices`` K > 0 passes ``--reduce K`` when the
+    engine supports it (``reduceSupported``), else it is left out with a warning."""
+    args = [str(dataDir), "--out", str(outDir), "--method", method, "--preset", preset, "--epochs", str(epochs),
+            "--batch-size", str(batchSize), "--lr", f"{learningRate:g}", "--device", device, "--amp", amp]
+    if patchSize:
+        args += ["--patch-size", str(patchSize)]
+    if reduceSlices:
+        if reduceSupported:
+            args += ["--reduce", str(reduceSlices)]
+        else:
+            logging.warning("this engine has no `sslseg pretrain --reduce`: pretraining on every slice")
+    if resume:
+        args.append("--resume")  # a new run into a folder holding one is refused by the engine, with a hint
+    return args + [str(a) for a in (extra or [])]
+
+
+def previewArgs(dataDir, outDir, method: str, preset: str, patchSize: int = 0) -> list[str]:
+    """Arguments of ``sslseg preview-views``: the first volume's centre patch and its two views."""
+    args = [str(dataDir), "--out", str(outDir), "--method", method, "--preset", preset]
+    return args + (["--patch-size", str(patchSize)] if patchSize else [])
+
+
+def previewFiles(lines: list[str]) -> list[str]:
+    """The volumes ``preview-views`` printed (one path a line): original patch, view 1, view 2."""
+    return [line.strip() for line in lines if line.strip().endswith((".nii.gz", ".nii"))]

@@ -1,0 +1,49 @@
+"""Command lines for the engine workers, built from the panels' settings (plain values, no Qt, no slicer).
+
+Only the options a user changed from the engine's defaults are passed where the engine picks a better default itself
+(``--patch-size``, ``--preset``); everything the panel shows is passed explicitly otherwise, so the log shows what
+ran.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def pathOrNone(value) -> Path | None:
+    """A path a user chose, or None for an empty field (``pathlib.Path("")`` is ``"."``)."""
+    text = str(value or "").strip()
+    return None if text in ("", ".") else Path(text)
+
+
+def finetuneArgs(dataDir, outDir, encoder=None, preset: str = "auto", epochs: int = 100, batchSize: int = 1,
+                 patchSize: int = 0, learningRate: float = 1e-4, valEvery: int = 1, device: str = "auto",
+                 amp: str = "auto", resume: bool = False, extra: list | None = None) -> list[str]:
+    """``sslseg finetune`` arguments (without the command). ``encoder`` None: random initialisation."""
+    args = [str(dataDir), "--out", str(outDir), "--encoder", str(encoder) if encoder else "none",
+            "--epochs", str(epochs), "--batch-size", str(batchSize), "--lr", f"{learningRate:g}",
+            "--val-every", str(valEvery), "--device", device, "--amp", amp]
+    if preset and preset != "auto":
+        args += ["--preset", preset]
+    if patchSize:
+        args += ["--patch-size", str(patchSize)]
+    if resume:
+        args.append("--resume")  # a new run into a folder holding one is refused by the engine, with a hint
+    return args + [str(a) for a in (extra or [])]
+
+
+def segmentArgs(image, modelDir, out, device: str = "auto", amp: str = "auto") -> list[str]:
+    """``sslseg segment`` arguments (the output is written fresh into a temporary folder, hence --overwrite)."""
+    return [str(image), "--model", str(modelDir), "--out", str(out), "--device", device, "--amp", amp, "--overwrite"]
+
+
+def isModelFolder(folder) -> bool:
+    """Whether ``folder`` holds a model package written by ``sslseg finetune``."""
+    path = pathOrNone(folder)
+    return path is not None and (path / "model.json").is_file()
+
+
+def isEncoderRun(folder) -> bool:
+    """Whether ``folder`` is a pretraining run with an encoder (``encoder.json``)."""
+    path = pathOrNone(folder)
+    return path is not None and (path / "encoder.json").is_file()

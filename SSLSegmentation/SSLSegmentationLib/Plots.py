@@ -1,0 +1,104 @@
+"""A live training curve in Slicer: a table node fed row by row from worker events, one plot series per column,
+and a plot chart node. MRML only (the caller shows the chart in the layout), so it runs against slicer-core too."""
+
+from __future__ import annotations
+
+import math
+
+import slicer
+import vtk
+
+
+class TrainingPlot:
+    """Table ``<name> table`` with an x column and y columns (added when a row first names them, earlier rows NaN),
+    a scatter-with-lines series per y column, and chart ``<name>``.
+
+    Args:
+        scene: the vtkMRMLScene; name: chart title; xColumn/xTitle: the x column and its axis title;
+        yTitle: the y axis title.
+    """
+
+    def __init__(self, scene, name: str, xColumn: str, xTitle: str, yTitle: str) -> None:
+        self.scene, self.xColumn = scene, xColumn
+        self.tableNode = scene.AddNewNodeByClass("vtkMRMLTableNode", f"{name} table")
+        self.chartNode = scene.AddNewNodeByClass("vtkMRMLPlotChartNode", name)
+        self.chartNode.SetTitle(name)
+        self.chartNode.SetXAxisTitle(xTitle)
+        self.chartNode.SetYAxisTitle(yTitle)
+        self.seriesNodes: dict[str, object] = {}
+        self._addColumn(xColumn)
+
+    @property
+    def columns(self) -> list[str]:
+        table = self.tableNode.GetTable()
+        return [table.GetColumnName(i) for i in range(table.GetNumberOfColumns())]
+
+    @property
+    def rowCount(self) -> int:
+        return self.tableNode.GetTable().GetNumberOfRows()
+
+    def addRow(self, x: float, values: dict) -> None:
+        """One point per y column (missing or non-numeric values are NaN: a gap in that curve)."""
+        for column in values:
+            if column not in self.columns:
+                self._addColumn(column)
+                self._addSeries(column)
+        table = self.tableNode.GetTable()
+        for index, column in enumerate(self.columns):
+            value = x if index == 0 else values.get(column)
+            number = float(value) if isinstance(value, (int, float)) and value is not None else math.nan
+            table.GetColumn(index).InsertNextValue(number)
+        table.Modified()
+        self.tableNode.Modified()
+
+    def values(self, column: str) -> list[float]:
+        array = self.tableNode.GetTable().GetColumnByName(column)
+        return [array.GetValue(i) for i in range(array.GetNumberOfTuples())]
+
+    def _addColumn(self, column: str) -> None:
+        array = vtk.vtkDoubleArray()
+        array.SetName(column)
+        for _ in range(self.rowCount):
+            array.InsertNextValue(math.nan)
+        self.tableNode.GetTable().AddColumn(array)
+
+    def _addSeries(self, column: str) -> None:
+        series = self.scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", column)
+        series.SetAndObserveTableNodeID(self.tableNode.GetID())
+        series.SetXColumnName(self.xColumn)
+        series.SetYColumnName(column)
+        series.SetPlotType(slicer.vtkMRMLPlotSeriesNode.PlotTypeScatter)
+        series.SetMarkerStyle(slicer.vtkMRMLPlotSeriesNode.MarkerStyleCircle)
+        series.SetUniqueColor()
+        self.chartNode.AddAndObservePlotSeriesNodeID(series.GetID())
+        self.seriesNodes[column] = series
+
+
+def lossPlot(scene, name: str = "SSL pretraining loss") -> TrainingPlot:
+    """Training loss per step (``progress`` events) and validation loss per epoch (``epoch`` events)."""
+    return TrainingPlot(scene, name, "step", "step", "loss")
+
+
+def addPretrainEvent(plot: TrainingPlot, event: dict) -> bool:
+    """Add a pretraining event to the loss plot; True when it added a point."""
+    if event.get("event") == "progress" and event.get("step") is not None:
+        plot.addRow(event["step"], {"loss": event.get("loss")})
+        return True
+    if event.get("event") == "epoch" and event.get("val_loss") is not None:
+        plot.addRow(event.get("step", 0), {"validation loss": event.get("val_loss")})
+        return True
+    return False
+
+
+def dicePlot(scene, name: str = "SSL segmentation validation Dice") -> TrainingPlot:
+    return TrainingPlot(scene, name, "epoch", "epoch", "Dice")
+
+
+def addFinetuneEvent(plot: TrainingPlot, event: dict) -> bool:
+    """Add a fine-tuning ``epoch`` event with validation Dice (mean and per organ); True when it added a point."""
+    if event.get("event") != "epoch" or event.get("val_dice") is None:
+        return False
+    values = {"mean Dice": event["val_dice"]}
+    values.update({organ: dice for organ, dice in (event.get("val_dice_per_organ") or {}).items()})
+    plot.addRow(event.get("epoch", plot.rowCount + 1), values)
+    return True

@@ -1,0 +1,129 @@
+"""The module helpers that need no Qt, against a real slicer-core scene: scene pairs exported to an MSD folder the
+engine reads back, the label set, a worker's label map imported under the input's study (new node or replacing
+one), the Dice table, the live plots, the worker command lines."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT / "SSLSegmentation"), str(ROOT / "SSLPretrain")]
+
+slicer = pytest.importorskip("slicer")
+from sslseg import mrml  # noqa: E402
+from sslseg.io.label_map_writer import write_label_map  # noqa: E402
+from sslseg.io.pairing import find_labelled_cases, load_case  # noqa: E402
+from sslseg.labels import LabelTable  # noqa: E402
+from sslseg.volume import Volume  # noqa: E402
+from SSLPretrainLib import Commands as PretrainCommands  # noqa: E402
+from SSLSegmentationLib import Commands, Plots, SceneData  # noqa: E402
+
+
+@pytest.fixture
+def scene():
+    return mrml.setup_scene()
+
+
+def asymmetric_case(scene, name: str, shift: int = 0):
+    """A volume node (12, 10, 8) with an oblique-free, non-identity affine, and a segmentation drawn on it."""
+    affine = np.diag([2.0, -1.5, 3.0, 1.0])
+    affine[:3, 3] = (-10, 20, 5)
+    image = np.arange(12 * 10 * 8, dtype=np.int16).reshape(12, 10, 8)
+    volume = mrml.volume_to_node(scene, Volume(image, affine), name)
+    labels = np.zeros((12, 10, 8), dtype=np.uint8)
+    labels[1 + shift:4 + shift, 2:5, 1:3] = 1
+    labels[7:11, 1:3, 4:7] = 2
+    table = LabelTable.from_names({1: "liver", 2: "spleen"})
+    segmentation = mrml.labelmap_to_segmentation(scene, Volume(labels, affine), table, reference=volume,
+                                                 name=f"{name} segmentation")
+    segmentation.SetNodeReferenceID(SceneData.REFERENCE_ROLE, volume.GetID())
+    return volume, segmentation, labels, affine
+
+
+def test_scene_pairs_export_to_a_folder_the_engine_pairs_and_names(scene, tmp_path):
+    first = asymmetric_case(scene, "ct one")
+    second = asymmetric_case(scene, "ct one", shift=1)  # same name: unique file names
+    lonely = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "no source volume")
+    pairs = SceneData.trainingPairs([first[1], second[1], lonely])
+    assert [v.GetName() for v, _ in pairs] == ["ct one", "ct one"]
+    labels = SceneData.exportTrainingPairs(pairs, tmp_path)
+    assert labels == {"liver": 1, "spleen": 2}
+    assert json.loads((tmp_path / "labels.json").read_text()) == {"1": "liver", "2": "spleen"}
+    cases, _ = find_labelled_cases(tmp_path)  # the engine's own reader, as `sslseg finetune` uses it
+    assert len(cases) == 2
+    image, written, table = load_case(sorted(cases, key=lambda c: str(c.image))[1])
+    assert table.names == {"liver": 1, "spleen": 2}
+    np.testing.assert_array_equal(written.array, second[2])
+    np.testing.assert_allclose(written.affine, second[3], atol=1e-5)
+    with pytest.raises(Exception, match="no training cases"):
+        SceneData.exportTrainingPairs([], tmp_path / "empty")
+
+
+def test_worker_label_map_imports_under_the_study_and_replaces_after_confirmation(scene, tmp_path):
+    volume, reference, labels, affine = asymmetric_case(scene, "ct")
+    hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    patient = hierarchy.CreateSubjectItem(hierarchy.GetSceneItemID(), "patient")
+    study = hierarchy.CreateStudyItem(patient, "study")
+    hierarchy.CreateItem(study, volume)  # what loading from DICOM does in Slicer
+    assert hierarchy.GetItemParent(hierarchy.GetItemByDataNode(volume)) == study
+    path = tmp_path / "labels.nii.gz"
+    write_label_map(Volume(labels, affine), LabelTable.from_names({1: "liver", 2: "spleen"}), path)
+
+    node = SceneData.importLabelMap(scene, path, volume, "ct organs")
+    assert mrml.segment_names(node) == ["liver", "spleen"]
+    assert hierarchy.GetItemParent(hierarchy.GetItemByDataNode(node)) == study
+    assert SceneData.referenceVolume(node) is volume
+    back = mrml.segmentation_to_labelmap(node, volume, ["liver", "spleen"])
+    np.testing.assert_array_equal(back.array, labels)
+    liver = node.GetSegmentation().GetSegment(mrml.segment_id(node, "liver"))
+    assert "Liver" in liver.GetTerminology() and liver.GetColor() != (0.5, 0.5, 0.5)
+
+    replaced = SceneData.importLabelMap(scene, path, volume, "ignored", replaceNode=reference)
+    assert replaced is reference and mrml.segment_names(reference) == ["liver", "spleen"]
+    assert not [n for n in mrml.nodes_by_class(scene, "vtkMRMLSegmentationNode") if n.GetName() == "ignored"]
+
+
+def test_dice_table_of_two_segmentations(scene):
+    volume, reference, labels, affine = asymmetric_case(scene, "ct")
+    _, prediction, _, _ = asymmetric_case(scene, "ct2", shift=1)
+    table, scores = SceneData.compareSegmentations(scene, prediction, reference, volume)
+    dice = {s.organ: s.dice for s in scores}
+    assert dice["spleen"] == pytest.approx(1.0) and dice["liver"] == pytest.approx(2 * 12 / (18 + 18))
+    assert table.GetNumberOfRows() == 3 and table.GetCellText(2, 0) == "mean"
+    assert table.GetCellText(0, 0) == "liver" and float(table.GetCellText(0, 1)) == pytest.approx(dice["liver"], 1e-3)
+
+
+def test_live_plots_take_worker_events(scene):
+    loss = Plots.lossPlot(scene)
+    for step, value in ((1, 0.9), (2, 0.7)):
+        assert Plots.addPretrainEvent(loss, {"event": "progress", "step": step, "loss": value})
+    assert Plots.addPretrainEvent(loss, {"event": "epoch", "step": 2, "val_loss": 0.5})
+    assert not Plots.addPretrainEvent(loss, {"event": "start"})
+    assert loss.columns == ["step", "loss", "validation loss"]
+    assert loss.values("loss")[:2] == [0.9, 0.7] and np.isnan(loss.values("validation loss")[0])
+    assert loss.chartNode.GetNumberOfPlotSeriesNodes() == 2
+
+    dice = Plots.dicePlot(scene)
+    event = {"event": "epoch", "epoch": 1, "val_dice": 0.6, "val_dice_per_organ": {"liver": 0.8, "spleen": None}}
+    assert Plots.addFinetuneEvent(dice, event)
+    assert dice.columns == ["epoch", "mean Dice", "liver", "spleen"] and dice.values("liver") == [0.8]
+    assert not Plots.addFinetuneEvent(dice, {"event": "epoch", "epoch": 2, "val_dice": None})
+
+
+def test_worker_command_lines(tmp_path):
+    args = PretrainCommands.pretrainArgs("data", "run", preset="tiny", epochs=3, reduceSlices=6)
+    assert args[:2] == ["data", "--out"] and args[args.index("--reduce") + 1] == "6" and "--resume" not in args
+    assert "--reduce" not in PretrainCommands.pretrainArgs("d", "r", reduceSlices=6, reduceSupported=False)
+    assert PretrainCommands.engineHasOption("pretrain", "--epochs")
+    assert not PretrainCommands.engineHasOption("pretrain", "--no-such-option")
+    assert PretrainCommands.previewFiles(["x/a_original.nii.gz", "x/a_views.png"]) == ["x/a_original.nii.gz"]
+    finetune = Commands.finetuneArgs("cases", "model", None, resume=True)
+    assert finetune[finetune.index("--encoder") + 1] == "none" and finetune[-1] == "--resume"
+    assert Commands.pathOrNone(Path("")) is None and Commands.pathOrNone("a") == Path("a")
+    (tmp_path / "model.json").write_text("{}")
+    assert Commands.isModelFolder(tmp_path) and not Commands.isEncoderRun(tmp_path)
