@@ -90,14 +90,17 @@ def test_sigterm_checkpoints_reports_and_resumes_to_the_same_weights(unlabelled_
     assert a["state"]["step_losses"] == b["state"]["step_losses"]
 
 
-def test_ctrl_c_to_the_process_group_stops_cleanly_with_workers(unlabelled_dir, pretrain_cache, tmp_path):
-    """A terminal's Ctrl-C reaches the data-loading workers too: they ignore it, the main process stops cleanly."""
+@pytest.mark.parametrize("signal_, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_to_the_process_group_stops_cleanly_with_workers(unlabelled_dir, pretrain_cache, tmp_path, signal_,
+                                                                  code):
+    """A terminal's Ctrl-C (or a job runner's SIGTERM to the group) reaches the data-loading workers too: they ignore
+    it, the main process stops cleanly."""
     run = tmp_path / "run"
     process = start(unlabelled_dir, pretrain_cache, run, workers=1)
     events_until_progress(process)
-    events, stderr = stop_with(process, signal.SIGINT, whole_group=True)
-    assert process.returncode == 130, stderr
-    assert events[-1]["event"] == "stopped" and events[-1]["signal"] == "SIGINT"
+    events, stderr = stop_with(process, signal_, whole_group=True)
+    assert process.returncode == code, stderr
+    assert events[-1]["event"] == "stopped" and events[-1]["signal"] == signal_.name
     assert "Traceback" not in stderr and "exited unexpectedly" not in stderr
     assert json.loads((run / "train_stats.json").read_text())["status"] == "stopped"
     assert load_state(run)["state"]["step"] == events[-1]["step"]

@@ -11,16 +11,19 @@ def default_workers() -> int:
 
 
 def ignore_interrupts(_worker_id: int = 0) -> None:
-    """In a worker process: ignore SIGINT. A terminal's Ctrl-C reaches the whole process group; the main process
-    stops the run cleanly (``sslseg.training.stop_signal``) and shuts its workers down, which must not die first."""
+    """In a worker process: ignore SIGINT and SIGTERM. A terminal's Ctrl-C, or a job runner's SIGTERM to the process
+    group, reaches every process; the main process stops the run cleanly (``sslseg.training.stop_signal``) and shuts
+    its workers down, which must not die first (a worker killed under the DataLoader is an error, not a stop). Workers
+    still end with the main process: torch's worker loop exits when its parent is gone."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def worker_init(worker_id: int) -> None:
     """Worker process setup: no MetaTensor bookkeeping, one torch thread (the main process has the cores), SIGINT
-    left to the main process."""
+    and SIGTERM left to the main process."""
     import torch
     from monai.data import set_track_meta
 
