@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from sslseg.errors import SSLSegError
 from sslseg.evaluation.compare import as_json, as_table, compare
 from sslseg.io.grid_alignment import labels_on_image_grid
 from sslseg.io.label_map_io import read_label_map
+from sslseg.package.files import write_json
 
 
 def register(subparsers) -> None:
@@ -24,15 +25,18 @@ def register(subparsers) -> None:
     parser.add_argument("--prediction-labels", type=Path, help="label table for PRED (JSON or CSV)")
     parser.add_argument("--reference-labels", type=Path, help="label table for REF (JSON or CSV)")
     parser.add_argument("--json", type=Path, help="also write the scores to this JSON file")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json and args.json.exists() and not args.overwrite:
+        raise SSLSegError(f"{args.json} already exists", "choose another --json file, or pass --overwrite")
     prediction, prediction_table = read_label_map(args.prediction, args.prediction_labels)
     reference, reference_table = read_label_map(args.reference, args.reference_labels)
     prediction = labels_on_image_grid(prediction, reference, str(args.prediction), str(args.reference))
     scores = compare(prediction, prediction_table, reference, reference_table)
     print(as_table(scores))
     if args.json:
-        args.json.write_text(json.dumps(as_json(scores), indent=1), encoding="utf-8")
+        write_json(args.json, as_json(scores))
     return 0

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sslseg.errors import SSLSegError
+
+#: What a preview writes for volume NAME: NAME_<kind>.
+PREVIEW_FILES = ("original.nii.gz", "view1.nii.gz", "view2.nii.gz", "views.png")
+
 
 def register(subparsers) -> None:
     from sslseg.models.presets import PRESETS
@@ -27,6 +32,7 @@ def register(subparsers) -> None:
     parser.add_argument("--ct-window", type=float, nargs=2, default=[-1000.0, 1000.0], metavar=("LOW", "HIGH"),
                         help="CT HU mapped to 0..1 (default -1000 1000)")
     parser.add_argument("--modality", default="auto", choices=("auto", "ct", "mr"), help="default auto")
+    parser.add_argument("--overwrite", action="store_true", help="replace the files of an earlier preview")
     parser.set_defaults(run=run)
 
 
@@ -36,9 +42,21 @@ def run(args) -> int:
     from sslseg.pretrain.preview import preview_views
     from sslseg.ssl import create_method
 
+    if not args.overwrite:
+        _refuse_existing(args)
     size = get_preset(args.preset).with_img_size(args.patch_size).img_size
     settings = PreprocessSettings(spacing_mm=args.spacing, ct_window=tuple(args.ct_window), modality=args.modality)
     for path in preview_views(args.data_dir, args.out, create_method(args.method), size, settings, args.seed,
                               args.volume):
         print(path)
     return 0
+
+
+def _refuse_existing(args) -> None:
+    """An earlier preview of the same volume in --out is kept unless --overwrite."""
+    from sslseg.io.scan import find_volumes
+
+    name = args.volume or find_volumes(args.data_dir)[0].name
+    existing = [p for p in (args.out / f"{name}_{kind}" for kind in PREVIEW_FILES) if p.exists()]
+    if existing:
+        raise SSLSegError(f"{existing[0]} already exists", "choose another --out folder, or pass --overwrite")

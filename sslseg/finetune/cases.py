@@ -193,9 +193,11 @@ def load_cases(data_dir: str | Path, cache_dir: Path, settings: SegmentationPrep
     if val_fraction > 0 and not val and rank == 0:
         log.warning("only one labelled case: no validation")
     labels = union_of_names([c.table for c in train])
-    if not len(labels):
-        raise SSLSegError("the training cases' label maps hold no organ (all background)",
-                          "check the label files")
+    if not len(labels) or not any(value for case in train for value in case.present):
+        # named organs that no label map draws would train a model that only ever answers "background"
+        raise SSLSegError(f"the training cases' label maps hold no organ (all background): "
+                          f"{', '.join(c.name for c in train[:5])}{' ...' if len(train) > 5 else ''}",
+                          "check the label files (each empty one is named in a warning above)")
     luts = {}
     for case in train:
         luts[case.name + case.sha256["label"]] = remap_lookup(case.table, labels, case.present, case.name)

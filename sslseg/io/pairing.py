@@ -13,6 +13,7 @@ Label names come from a ``.seg.nrrd``'s own segment metadata, else from the near
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ from sslseg.io.scan import VolumeSource, scan_folder
 from sslseg.io.label_map_io import read_label_map
 from sslseg.labels import LabelTable
 from sslseg.volume import Volume, display_name
+
+log = logging.getLogger(__name__)
 
 NNUNET_CHANNEL = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 
@@ -58,6 +61,9 @@ def load_case(case: LabelledCase) -> tuple[Volume, Volume, LabelTable]:
     image = case.image.read()
     labels, table = read_label_map(case.label, None if _has_own_names(case.label) else case.table_file)
     labels = labels_on_image_grid(labels, image, str(case.label), str(case.image))
+    if not labels.array.any():  # may be meant (no organ in this scan), but is more often a failed export
+        log.warning("the label map %s is empty (all background): case %s teaches only background", case.label,
+                    case.name)
     return image, labels, table
 
 

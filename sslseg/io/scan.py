@@ -10,6 +10,7 @@ from pathlib import Path
 from sslseg.errors import SSLSegError, VolumeReadError
 from sslseg.io import dicom
 from sslseg.io.formats import is_volume_file
+from sslseg.io.image_values import check_image_values
 from sslseg.io.label_paths import is_label_path
 from sslseg.io.volume_io import SUPPORTED, read_volume
 from sslseg.volume import Volume, display_name
@@ -39,7 +40,9 @@ class VolumeSource:
         return self.series_uid is not None
 
     def read(self) -> Volume:
-        return read_volume(self.path, series_uid=self.series_uid)
+        """The volume; as an image (not named like a label map) it must also have finite, varying voxel values."""
+        volume = read_volume(self.path, series_uid=self.series_uid)
+        return volume if not self.is_dicom and is_label_path(self.path) else check_image_values(volume, str(self))
 
     def __str__(self) -> str:
         if not self.is_dicom:

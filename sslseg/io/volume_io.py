@@ -19,6 +19,7 @@ from sslseg.io.nifti import read_nifti, write_nifti
 from sslseg.volume import Volume, VolumeMeta
 
 SUPPORTED = "NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr), MetaImage (.mha, .mhd) or a DICOM series folder"
+SPACING_HINT = "fix the voxel spacing in the file's header (e.g. re-export it from the scanner software or Slicer)"
 
 
 def read_volume(path: str | Path, series_uid: str | None = None) -> Volume:
@@ -125,12 +126,12 @@ def _checked_itk(image, meta: VolumeMeta, path: Path) -> Volume:
 
 
 def _checked(array: np.ndarray, affine: np.ndarray, meta: VolumeMeta, path: Path) -> Volume:
+    if array.size == 0:  # before the dimension check: nibabel drops the axes after an empty one
+        raise VolumeReadError(f"{path} has an empty axis (shape {array.shape})", "the file is incomplete; re-export it")
     if array.ndim == 4 and array.shape[3] == 1:
         array = array[..., 0]
     if array.ndim != 3:
         _refuse_dimension(path, array.shape)
-    if 0 in array.shape:
-        raise VolumeReadError(f"{path} has an empty axis (shape {array.shape})", "the file is incomplete; re-export it")
     if min(array.shape) == 1:
         raise VolumeReadError(
             f"{path} is a single slice (shape {array.shape}): a 2-D image, not a volume", "use a 3-D volume"
@@ -148,7 +149,7 @@ def _check_matrix(affine: np.ndarray, path: Path) -> None:
         raise VolumeReadError(f"{path} has a voxel-to-world matrix with NaN or infinite entries", "fix the header")
     spacing = np.sqrt((linear**2).sum(axis=0))
     if np.any(spacing < 1e-6):
-        raise VolumeReadError(f"{path} has zero voxel spacing ({spacing.tolist()})", "fix the spacing in the header")
+        raise VolumeReadError(f"{path} has zero voxel spacing ({spacing.tolist()})", SPACING_HINT)
     cosines = linear / spacing
     if abs(abs(np.linalg.det(cosines)) - 1) > 1e-3 or not np.allclose(cosines.T @ cosines, np.eye(3), atol=1e-3):
         raise VolumeReadError(
@@ -176,8 +177,18 @@ def _guarded(path: Path, reader):
     except MemoryError as error:
         raise VolumeReadError(f"{path} does not fit in memory", "crop or downsample it first") from error
     except Exception as error:  # nibabel and ITK raise many types for corrupt files
-        detail = str(error).strip().splitlines()
-        detail = detail[-1] if detail else type(error).__name__
-        raise VolumeReadError(
-            f"cannot read {path}: {detail}", "the file is corrupt or truncated; re-export or re-download it"
-        ) from error
+        detail = _detail(error)
+        hint = (SPACING_HINT if "spacing" in detail.lower() else
+                "the file is corrupt or truncated; re-export or re-download it")
+        raise VolumeReadError(f"cannot read {path}: {detail}", hint) from error
+
+
+def _detail(error: Exception) -> str:
+    """The informative line of a library error: ITK puts it last (after C++ file names); nibabel sometimes ends with
+    a ' - could the file be damaged?' afterthought, which alone says nothing."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if len(lines) > 1 and lines[-1].startswith("-"):
+        return f"{lines[-2]} {lines[-1]}"
+    return lines[-1]

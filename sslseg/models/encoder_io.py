@@ -21,6 +21,7 @@ from pathlib import Path
 from sslseg.errors import SSLSegError
 from sslseg.models.vit_autoenc import ENCODER_PREFIXES
 from sslseg.package.files import sha256_of, write_atomically, write_json
+from sslseg.package.safe_torch import load_weights_only
 
 ENCODER_WEIGHTS = "encoder.safetensors"
 ENCODER_CARD = "encoder.json"
@@ -111,19 +112,52 @@ def save_encoder(folder: str | Path, encoder_state: dict, card: dict) -> Path:
 
 def read_encoder(folder: str | Path) -> tuple[dict, dict]:
     """(card, state dict) of an encoder folder; the weights are checked against the card's SHA-256."""
-    from safetensors.torch import load_file
-
     folder = Path(folder)
     card_path, weights = folder / ENCODER_CARD, folder / ENCODER_WEIGHTS
     if not card_path.is_file() or not weights.is_file():
         raise SSLSegError(f"{folder} holds no pretrained encoder ({ENCODER_CARD} + {ENCODER_WEIGHTS})",
                           "point to the output folder of `sslseg pretrain`")
-    card = json.loads(card_path.read_text(encoding="utf-8"))
-    if card.get("format") != CARD_FORMAT:
-        raise SSLSegError(f"{card_path} is not an sslseg encoder card", "point to the output of `sslseg pretrain`")
+    card = _read_encoder_card(card_path)
     if sha256_of(weights) != card["weights"]["sha256"]:
         raise SSLSegError(f"{weights} does not match the hash in {card_path}", "the weights were changed or damaged")
-    return card, load_file(str(weights))
+    return card, _load_safetensors(weights)
+
+
+#: What fine-tuning reads from an encoder card; the rest (provenance, preprocessing notes) is free-form.
+ENCODER_CARD_SPEC = {"format": str, "format_version": int, "weights": {"file": str, "sha256": str, "tensors?": int},
+                     "architecture": {"name": str, "trained_in?": str, "loads_into?": str, "in_channels?": int,
+                                      "preset": str, "config": dict},
+                     "preprocessing?": dict, "provenance?": dict}
+
+
+def _read_encoder_card(path: Path) -> dict:
+    """The validated encoder card: readable JSON, every field known and of the right type, our format."""
+    from sslseg.package.schema import CardError, check
+
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CardError(f"cannot read {path}: {error}", "the file is damaged; pretrain again or copy the run folder "
+                        "again") from error
+    check(card, ENCODER_CARD_SPEC, "", str(path))
+    if card["format"] != CARD_FORMAT or card["format_version"] > CARD_FORMAT_VERSION:
+        raise CardError(f"{path} is not an sslseg encoder card this version reads ({card['format']} "
+                        f"v{card['format_version']})", "point to the output of `sslseg pretrain`, or update sslseg")
+    if card["weights"]["file"] != ENCODER_WEIGHTS:
+        raise CardError(f"{path} names the weights {card['weights']['file']!r}, not {ENCODER_WEIGHTS}",
+                        "the card was edited; an encoder folder only uses its own encoder.safetensors")
+    return card
+
+
+def _load_safetensors(path: Path) -> dict:
+    """Tensors of a ``.safetensors`` file (which holds tensors only), or an error naming it."""
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as error:  # noqa: BLE001 - SafetensorError, OSError, ...
+        raise SSLSegError(f"cannot read {path}: {error}".splitlines()[0],
+                          "it is damaged or not a safetensors file; copy or export it again") from error
 
 
 def normalise_encoder_keys(state: dict) -> dict:
@@ -152,27 +186,13 @@ def normalise_encoder_keys(state: dict) -> dict:
 def read_encoder_file(path: str | Path) -> dict:
     """The tensors of a ``.pt``/``.pth`` (``torch.load(weights_only=True)``: tensors and plain containers only) or
     ``.safetensors`` file, nesting and prefixes still in place (see :func:`normalise_encoder_keys`)."""
-    import pickle
-
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise SSLSegError(f"encoder file {path} does not exist", "give a pretraining RUN_DIR, a .pt/.pth file or none")
     if path.suffix.lower() == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise SSLSegError(
-            f"{path} holds Python objects besides tensors; reading it would need full unpickling, which can run "
-            f"arbitrary code, so it is refused ({str(error).splitlines()[0]})",
-            "save only the weights where it was made: torch.save(model.state_dict(), 'encoder.pt')") from error
-    except Exception as error:  # noqa: BLE001 - torch reports damaged files with many exception types
-        raise SSLSegError(f"cannot read {path} as a PyTorch weights file: {error}".splitlines()[0],
-                          "it is damaged or not a torch.save file") from error
+        return _load_safetensors(path)
+    state = load_weights_only(path, "the encoder file",
+                              "save only the weights where it was made: torch.save(model.state_dict(), 'encoder.pt')")
     if not isinstance(state, dict):
         raise SSLSegError(f"{path} holds a {type(state).__name__}, not a state dict", "save model.state_dict()")
     return state

@@ -15,6 +15,7 @@ from sslseg.inference.resample_back import labels_on_target_grid
 from sslseg.labels import LabelTable
 from sslseg.models.unetr import unetr_from_card
 from sslseg.package.model_package import ModelPackage
+from sslseg.segmentation.fallback import Attempt, with_fallback
 from sslseg.segmentation.preprocess import SegmentationPreprocessing, preprocess_image
 from sslseg.segmentation.sliding_window import predict_probabilities
 from sslseg.volume import Volume, VolumeMeta
@@ -47,16 +48,16 @@ class Segmenter:
         self.model.to(self.device).eval()
 
     def segment(self, volume: Volume) -> Volume:
-        """Label map (I, J, K) on exactly ``volume``'s grid; values as in :attr:`table`."""
-        from sslseg.training.oom import friendly_out_of_memory
+        """Label map (I, J, K) on exactly ``volume``'s grid; values as in :attr:`table`.
 
+        Out of memory in the sliding window is retried with one window at a time, then on the CPU (see
+        :mod:`sslseg.segmentation.fallback`); the device and batch that worked are kept for the next volume.
+        """
         image = preprocess_image(volume, self.settings)
         release_free_memory()  # the resampling's temporaries (GBs for a 512^2 CT): before the windows' activations
-        with friendly_out_of_memory(self.preset.img_size, self.options.sw_batch_size, self.device):
-            probabilities = predict_probabilities(
-                self.model, image.array, self.preset.img_size, self.options.overlap, self.options.sw_batch_size,
-                self.device, self.precision, foreground=0.0,
-            )
+        source = volume.meta.source or "the volume"
+        probabilities = with_fallback(lambda attempt: self._predict(image.array, attempt), self.device,
+                                      self.options.sw_batch_size, self.preset.img_size, source)
         release_free_memory()
         labels = labels_on_target_grid(probabilities, image.affine, volume.shape, volume.affine)
         del probabilities
@@ -64,6 +65,25 @@ class Segmenter:
             labels = largest_component_per_label(labels)
         meta = VolumeMeta(source=volume.meta.source, modality="SEG", description="sslseg segmentation")
         return Volume(labels, volume.affine.copy(), meta)
+
+    def _predict(self, array: np.ndarray, attempt: Attempt):
+        """Class probabilities computed as ``attempt`` says; moving to its device (the CPU fallback) first."""
+        if attempt.device != self.device:
+            self._move_to(attempt.device)
+        self.options.sw_batch_size = attempt.batch
+        return predict_probabilities(self.model, array, self.preset.img_size, self.options.overlap, attempt.batch,
+                                     attempt.device, self.precision, foreground=0.0, workers=attempt.workers)
+
+    def _move_to(self, device) -> None:
+        from sslseg.training.amp import Precision, resolve_amp
+
+        self.model.to(device)
+        self.device = device
+        try:
+            mode = resolve_amp(self.options.amp, device)
+        except SSLSegError:  # e.g. fp16, a GPU-only mode: full precision on the CPU
+            mode = "off"
+        self.precision = Precision(mode, device.type)
 
 
 #: glibc ``mallopt`` parameters (malloc.h) and the values that the ``GLIBC_TUNABLES`` spelling

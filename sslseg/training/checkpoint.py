@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from sslseg.errors import SSLSegError
+from sslseg.package.safe_torch import load_weights_only
 
 FORMAT = "sslseg-checkpoint"
 FORMAT_VERSION = 1
@@ -52,6 +53,14 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
     try:
         torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **state}, temporary)
         os.replace(temporary, path)
+    except (OSError, RuntimeError) as error:
+        # torch reports a full disk (or a file-size limit) as an opaque RuntimeError of its zip writer
+        kept = "the previous checkpoint is intact" if path.is_file() else "no checkpoint was written yet"
+        raise SSLSegError(
+            f"could not write the checkpoint {path} ({_first_line(error)}); the disk may be full ({kept})",
+            "free some disk space (or move the run folder), then continue with --resume" if path.is_file() else
+            "free some disk space (or choose another --out), then start again",
+        ) from error
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -62,13 +71,15 @@ def load_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise SSLSegError(f"there is no checkpoint to resume from: {path} does not exist",
                           "start without --resume")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - unpickling errors have many types
-        raise SSLSegError(f"cannot read the checkpoint {path}: {error}",
-                          "it is damaged or not from sslseg; start again with --overwrite") from error
+    state = load_weights_only(path, "the checkpoint",
+                              "it was not written by sslseg; start the run again with --overwrite")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise SSLSegError(f"{path} is not an sslseg checkpoint", "start again with --overwrite")
-    if state["format_version"] > FORMAT_VERSION:
+    if not isinstance(state.get("format_version"), int) or state["format_version"] > FORMAT_VERSION:
         raise SSLSegError(f"{path} was written by a newer sslseg", "update sslseg to resume this run")
     return state
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
