@@ -23,7 +23,7 @@ from SSLSegmentationLib import Commands as SegmentationCommands
 from SSLSegmentationLib import Engine, Plots, SceneData
 
 #: Settings key holding the last finished pretraining run, which SSLSegmentation offers as its encoder.
-LAST_ENCODER_KEY = "SSLSegmentation/LastEncoderRun"
+LAST_ENCODER_KEY = SegmentationCommands.LAST_ENCODER_KEY
 
 
 class SSLPretrain(ScriptedLoadableModule):
@@ -131,6 +131,8 @@ class SSLPretrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.job.cancel()
             return
         self.ui.logTextEdit.clear()
+        with slicer.util.tryWithErrorDisplay(_("Pretraining could not start.")):  # may ask: no wait cursor
+            self.logic.ensureDependencies()
         with slicer.util.tryWithErrorDisplay(_("Pretraining could not start."), waitCursor=True):
             self.logic.startPretraining(self._parameterNode, self.ui.sceneVolumesComboBox.checkedNodes(),
                                         onEvent=self.onEvent, onLog=self.appendLog, onFinished=self.onFinished)
@@ -160,6 +162,8 @@ class SSLPretrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.onUseEncoderButton()
 
     def onPreviewButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Preview failed.")):  # may ask: no wait cursor
+            self.logic.ensureDependencies()
         with slicer.util.tryWithErrorDisplay(_("Preview failed."), waitCursor=True):
             self.logic.previewAugmentations(self._parameterNode, self.ui.sceneVolumesComboBox.checkedNodes(),
                                             onLog=self.appendLog, onFinished=self.onPreviewFinished)
@@ -190,6 +194,10 @@ class SSLPretrainLogic(ScriptedLoadableModuleLogic):
         from SSLSegmentation import SSLSegmentationLogic
 
         return SSLSegmentationLogic()
+
+    def ensureDependencies(self) -> None:
+        """torch and the engine's packages, asking before installing (SSLSegmentation's installer)."""
+        self._segmentationLogic().ensureDependencies()
 
     def dataFolder(self, parameters, volumeNodes=()):
         """The folder the worker reads: the chosen one, or the checked scene volumes written to a temporary one."""
@@ -224,7 +232,7 @@ class SSLPretrainLogic(ScriptedLoadableModuleLogic):
                 onEvent(event)
 
         def rememberEncoder(job):
-            slicer.app.settings().setValue(LAST_ENCODER_KEY, str(outDir))
+            slicer.app.userSettings().setValue(LAST_ENCODER_KEY, str(outDir))
             return outDir
 
         self.job = segmentation.newJob("pretrain", args, handleEvent, onLog, rememberEncoder)
@@ -249,15 +257,15 @@ class SSLPretrainLogic(ScriptedLoadableModuleLogic):
 
     def offerEncoder(self, runFolder) -> None:
         """Make a finished run SSLSegmentation's encoder."""
-        slicer.app.settings().setValue(LAST_ENCODER_KEY, str(runFolder))
+        slicer.app.userSettings().setValue(LAST_ENCODER_KEY, str(runFolder))
         self._segmentationLogic().getParameterNode().encoderPath = pathlib.Path(runFolder)
 
 
 def showChart(chartNode) -> None:
-    try:
-        slicer.modules.plots.logic().ShowChartInLayout(chartNode)
-    except AttributeError:
-        pass
+    """Show the chart in a layout with a plot view (vtkSlicerPlotsLogic), where the Plots module is loaded."""
+    plots = getattr(getattr(slicer, "modules", None), "plots", None)
+    if plots is not None:
+        plots.logic().ShowChartInLayout(chartNode)
 
 
 class SSLPretrainTest(ScriptedLoadableModuleTest):
@@ -288,7 +296,7 @@ class SSLPretrainTest(ScriptedLoadableModuleTest):
         self.assertEqual(job.state.value, "done")
         self.assertTrue((work / "run" / "encoder.safetensors").is_file())
         self.assertGreater(logic.plot.rowCount, 0)
-        self.assertEqual(slicer.app.settings().value(LAST_ENCODER_KEY), str(work / "run"))
+        self.assertEqual(slicer.app.userSettings().value(LAST_ENCODER_KEY), str(work / "run"))
 
         self.delayDisplay("Resume for two more epochs")
         p.resume, p.epochs = True, 4

@@ -89,6 +89,7 @@ class SSLSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.segmentButton.connect("clicked(bool)", self.onSegmentButton)
         self.ui.compareButton.connect("clicked(bool)", self.onCompareButton)
         self.initializeParameterNode()
+        self.offerLastEncoder()
 
     def cleanup(self) -> None:
         self.removeObservers()  # the jobs live in the Logic and keep running
@@ -113,6 +114,13 @@ class SSLSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.setParameterNode(self.logic.getParameterNode())
         if not self._parameterNode.inputVolume:
             self._parameterNode.inputVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+
+    def offerLastEncoder(self) -> None:
+        """No encoder chosen: the last finished SSL Pretrain run (an application setting), if it is still there."""
+        p = self._parameterNode
+        lastRun = slicer.app.userSettings().value(Commands.LAST_ENCODER_KEY)
+        if p and Commands.pathOrNone(p.encoderPath) is None and lastRun and Commands.isEncoderRun(lastRun):
+            p.encoderPath = pathlib.Path(lastRun)
 
     def setParameterNode(self, inputParameterNode) -> None:
         if self._parameterNode:
@@ -147,6 +155,8 @@ class SSLSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.trainJob.cancel()
             return
         self.ui.trainLogTextEdit.clear()
+        with slicer.util.tryWithErrorDisplay(_("Training could not start.")):  # may ask: no wait cursor
+            self.logic.ensureDependencies()
         with slicer.util.tryWithErrorDisplay(_("Training could not start."), waitCursor=True):
             self.logic.startTraining(self._parameterNode, self.ui.trainingSegmentationsComboBox.checkedNodes(),
                                      onEvent=self.onTrainEvent, onLog=self.appendTrainLog,
@@ -177,6 +187,8 @@ class SSLSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if p.outputSegmentation is not None and not slicer.util.confirmOkCancelDisplay(
                 _("Replace the segments of {name}?").format(name=p.outputSegmentation.GetName())):
             return
+        with slicer.util.tryWithErrorDisplay(_("Segmentation could not start.")):  # may ask: no wait cursor
+            self.logic.ensureDependencies()
         with slicer.util.tryWithErrorDisplay(_("Segmentation could not start."), waitCursor=True):
             self.logic.startSegmentation(p.inputVolume, p.modelFolder, p.segmentDevice, p.outputSegmentation,
                                          p.show3D, onFinished=self.onSegmentFinished)
@@ -194,9 +206,7 @@ class SSLSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onCompareButton(self) -> None:
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Comparison failed."), waitCursor=True):
-            table = self.logic.compare(p.predictedSegmentation, p.referenceSegmentation)
-            slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
-            slicer.app.applicationLogic().PropagateTableSelection()
+            showTable(self.logic.compare(p.predictedSegmentation, p.referenceSegmentation))
 
 
 class SSLSegmentationLogic(ScriptedLoadableModuleLogic):
@@ -304,11 +314,21 @@ class SSLSegmentationLogic(ScriptedLoadableModuleLogic):
 
 
 def showChart(chartNode) -> None:
-    """Show a plot chart in the layout (only in the application, not in a bare scene)."""
-    try:
-        slicer.modules.plots.logic().ShowChartInLayout(chartNode)
-    except AttributeError:
-        pass
+    """Show a plot chart in the layout (only in the application, not in a bare scene): vtkSlicerPlotsLogic switches
+    to a layout with a plot view and makes the chart the active one."""
+    plots = getattr(getattr(slicer, "modules", None), "plots", None)
+    if plots is not None:
+        plots.logic().ShowChartInLayout(chartNode)
+
+
+def showTable(tableNode) -> None:
+    """Switch to a layout with a table view and show ``tableNode`` there (as Segment Statistics does)."""
+    layoutManager = slicer.app.layoutManager()
+    tables = getattr(getattr(slicer, "modules", None), "tables", None)
+    if layoutManager is not None and tables is not None:
+        layoutManager.setLayout(tables.logic().GetLayoutWithTable(layoutManager.layout))
+    slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(tableNode.GetID())
+    slicer.app.applicationLogic().PropagateTableSelection()
 
 
 class SSLSegmentationTest(ScriptedLoadableModuleTest):

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+#: Application setting (``slicer.app.userSettings()``) holding the last finished pretraining run: written by
+#: SSLPretrain, offered by SSLSegmentation as its encoder when none is chosen.
+LAST_ENCODER_KEY = "SSLSegmentation/LastEncoderRun"
+
 
 def pathOrNone(value) -> Path | None:
     """A path a user chose, or None for an empty field (``pathlib.Path("")`` is ``"."``)."""

@@ -1,10 +1,12 @@
 """Installing the engine's Python packages into Slicer on first use, after asking (never at import).
 
 torch comes through the PyTorch extension (``PyTorchUtilsLogic().installTorch``), which picks the build for the
-machine's GPU. The rest comes from ``Resources/SSLSegmentation_requirements.txt`` through ``slicer.packaging.pip_ensure``
-(Slicer >= 5.12: check, confirm, install with progress, offer a restart), else a confirm dialog and
-``slicer.util.pip_install``. Slicer's own SimpleITK, numpy and requests are never replaced: they are not in the
-file, and the install skips them as dependencies.
+machine's GPU; its version must satisfy what monai 1.6 requires (``TORCH_REQUIREMENT``). The rest comes from
+``Resources/SSLSegmentation_requirements.txt`` through ``slicer.packaging.pip_ensure`` (Slicer >= 5.12, where the
+``slicer.packaging`` submodule must be imported explicitly: check, confirm, install with progress, offer a restart),
+else (Slicer 5.10) a confirm dialog and ``slicer.util.pip_install``. Slicer's own SimpleITK, numpy and requests, and
+the PyTorch extension's torch, are never replaced: they are not in the file, and pip_ensure skips them as
+dependencies (``skip_packages``).
 """
 
 import importlib.metadata
@@ -17,7 +19,7 @@ import slicer
 
 REQUIREMENTS = Path(__file__).resolve().parents[1] / "Resources" / "SSLSegmentation_requirements.txt"
 NEVER_REPLACE = ["SimpleITK", "numpy", "requests", "torch"]
-TORCH_REQUIREMENT = ">=2.2"
+TORCH_REQUIREMENT = ">=2.8"  # monai 1.6.x requires torch>=2.8.0
 
 
 class DependencyError(RuntimeError):
@@ -42,9 +44,23 @@ def missingRequirements() -> list[str]:
     return missing
 
 
+def torchSatisfied() -> bool:
+    """Whether an installed torch satisfies ``TORCH_REQUIREMENT`` (read from its metadata: torch is not imported)."""
+    from packaging.specifiers import SpecifierSet
+
+    if importlib.util.find_spec("torch") is None:
+        return False
+    try:
+        version = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return SpecifierSet(TORCH_REQUIREMENT).contains(version, prereleases=True)
+
+
 def ensureTorch(ask: bool = True) -> None:
-    """torch through the PyTorch extension; raises :class:`DependencyError` when it is not there or declined."""
-    if importlib.util.find_spec("torch") is not None:
+    """torch through the PyTorch extension (installed, or upgraded when older than ``TORCH_REQUIREMENT``); raises
+    :class:`DependencyError` when the extension is not there or the user declined."""
+    if torchSatisfied():
         return  # installed already (not imported here: that takes seconds)
     try:
         import PyTorchUtils
@@ -57,15 +73,21 @@ def ensureTorch(ask: bool = True) -> None:
         raise DependencyError("PyTorch was not installed; the engine needs it (see the PyTorch module)")
 
 
+def _packagingModule():
+    """``slicer.packaging`` (Slicer >= 5.12; a submodule nothing imports at start-up), or None (Slicer 5.10)."""
+    try:
+        import slicer.packaging
+    except ImportError:
+        return None
+    return slicer.packaging if hasattr(slicer.packaging, "pip_ensure") else None
+
+
 def ensurePackages(ask: bool = True, requester: str = "SSL Segmentation") -> None:
     """The engine's other packages, asking first."""
-    packaging = getattr(slicer, "packaging", None)
-    if packaging is not None and hasattr(packaging, "pip_ensure"):  # Slicer >= 5.12
-        requirements = packaging.load_requirements(str(REQUIREMENTS))
-        try:
-            packaging.pip_ensure(requirements, requester=requester, prompt_install=ask, skip_packages=NEVER_REPLACE)
-        except TypeError:  # a release without skip_packages: the file lists none of them anyway
-            packaging.pip_ensure(requirements, requester=requester, prompt_install=ask)
+    packaging = _packagingModule()
+    if packaging is not None:  # Slicer >= 5.12: raises RuntimeError when declined, CalledProcessError on failure
+        packaging.pip_ensure(packaging.load_requirements(REQUIREMENTS), requester=requester, prompt_install=ask,
+                             skip_packages=NEVER_REPLACE)
         return
     missing = missingRequirements()
     if not missing:
@@ -74,10 +96,13 @@ def ensurePackages(ask: bool = True, requester: str = "SSL Segmentation") -> Non
             f"{requester} needs these Python packages, which will now be installed into Slicer "
             f"(a few minutes):\n\n" + "\n".join(missing), windowTitle="Install Python packages"):
         raise DependencyError("the engine's Python packages were not installed (cancelled)")
-    with slicer.util.tryWithErrorDisplay("Installing Python packages failed", waitCursor=True):
+    slicer.app.setOverrideCursor(qt.Qt.WaitCursor)
+    try:  # a failure raises CalledProcessError, shown by the caller's tryWithErrorDisplay
         for line in missing:
             logging.info("installing %s", line)
             slicer.util.pip_install(line)
+    finally:
+        slicer.app.restoreOverrideCursor()
     qt.QApplication.processEvents()
 
 

@@ -1,5 +1,6 @@
 """The ``sslseg`` command as a user runs it: a real process, its output and its exit code."""
 
+import os
 import subprocess
 import sys
 
@@ -54,3 +55,14 @@ def test_a_two_dimensional_file_is_named_in_the_message(tmp_path, capsys):
 def test_module_and_entry_point_both_run(entry):
     result = subprocess.run([sys.executable, *entry, "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("sslseg ")
+
+
+@pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_the_command_line_makes_torch_threads_sleep_unless_the_user_chose(given, expected):
+    """OMP_WAIT_POLICY is set when the command starts, before anything loads torch (spinning threads are many times
+    slower on shared cores); a value the user set is kept. Checked in a fresh process."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | ({"OMP_WAIT_POLICY": given} if given else {})
+    code = ("import os, sys; from sslseg.cli.main import main; torch_before = 'torch' in sys.modules; "
+            "main(['info', 'no-such-file.nii.gz']); print(torch_before, os.environ['OMP_WAIT_POLICY'])")
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.stdout.split() == ["False", expected], run.stderr

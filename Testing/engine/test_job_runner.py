@@ -169,6 +169,8 @@ def test_worker_environment_tunes_malloc_unless_the_user_did_and_finds_the_engin
     mine = worker_environment({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})
     assert mine["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2"
     assert "GLIBC_TUNABLES" not in worker_environment({}, malloc_tuning=False)
+    assert env["OMP_WAIT_POLICY"] == "PASSIVE"  # torch threads sleep, not spin, beside Slicer's GUI
+    assert worker_environment({"OMP_WAIT_POLICY": "ACTIVE"})["OMP_WAIT_POLICY"] == "ACTIVE"
 
 
 def test_event_lines_and_failure_messages():

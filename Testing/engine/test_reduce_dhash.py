@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from sslseg.io import read_volume
-from sslseg.reduce.axial import axial_stack, slice_image
+from sslseg.reduce.axial import axial_stack, float32_grey_levels, grey_level_affine, slice_image
 from sslseg.reduce.dhash import axial_hashes, stack_hashes, to_hex
 from sslseg.volume import Volume
 
@@ -77,3 +77,84 @@ def test_slices_are_ordered_inferior_to_superior_whatever_the_storage():
     assert list(stack.indices) == [4, 3, 2, 1, 0]
     assert np.all(np.diff(stack.superior_mm) > 0)
     assert np.array_equal(np.asarray(stack.images[0]).T[::-1, ::-1], array[:, :, 4])
+
+
+# --- the fast paths: memory layouts, the float32 grey-level map, the float32 split weights, threads ---------------
+
+def _reference_volume(stack) -> list[str]:
+    return reference(np.stack([slice_image(stack, n) for n in range(len(stack.indices))]))
+
+
+@pytest.mark.parametrize("permutation", [(0, 1, 2), (2, 1, 0), (1, 2, 0), (2, 0, 1), (0, 2, 1), (1, 0, 2)])
+@pytest.mark.parametrize("signs", [(1, 1, 1), (-1, 1, -1), (1, -1, -1)])
+def test_every_memory_layout_and_flip_hashes_like_imagehash(permutation, signs, monkeypatch):
+    """Slices outermost, middle or innermost in memory (a DICOM series: innermost), any axis flipped; float32 map."""
+    monkeypatch.setattr("sslseg.reduce.dhash.FLOAT32_MAP_VOXELS", 1)
+    rng = np.random.default_rng(sum(permutation) + 7 * (signs[1] + 1))
+    smooth = np.cumsum(np.cumsum(rng.integers(-3, 4, (70, 61, 9)), axis=0), axis=1)
+    stored = np.ascontiguousarray(np.transpose(smooth, permutation)).astype(np.int16)
+    affine = np.eye(4)
+    affine[:3, :3] = np.diag(signs)[:, list(np.argsort(permutation))] * 1.5  # stored axis -> RAS axis, signed
+    stack = axial_stack(Volume(stored, affine))
+    assert to_hex(axial_hashes(stack)) == _reference_volume(stack)
+    assert to_hex(axial_hashes(stack, threads=2)) == _reference_volume(stack)
+
+
+@pytest.mark.parametrize("shape", [(300, 40), (40, 9), (8, 60), (600, 600)])
+def test_tall_skipped_pass_and_large_slices_hash_like_imagehash(shape):
+    """Vertical pass first (tall), a pass Pillow skips (W 9 / H 8), and slices stored innermost."""
+    rng = np.random.default_rng(shape[0])
+    array = rng.integers(-1024, 1500, (3, *shape[::-1])).transpose(1, 2, 0).astype(np.int16)  # (W, H, N), N innermost
+    stack = axial_stack(Volume(np.ascontiguousarray(array), np.diag([-1.0, -1.0, 1.0, 1.0])))
+    assert to_hex(axial_hashes(stack)) == _reference_volume(stack)
+
+
+def test_float_volume_and_ties_use_the_float64_definition(monkeypatch):
+    """A float volume (float64 path) and int slices full of float64 ties (even spans, float32 map rejected)."""
+    rng = np.random.default_rng(5)
+    floats = Volume(rng.normal(0.0, 100.0, (50, 40, 6)), np.eye(4))
+    stack = axial_stack(floats)
+    assert to_hex(axial_hashes(stack)) == _reference_volume(stack)
+    monkeypatch.setattr("sslseg.reduce.dhash.FLOAT32_MAP_VOXELS", 1)  # small slices: force the float32 map
+    ties = rng.integers(-1000, 900, (50, 40, 8)).astype(np.int16)
+    ties[0, 0, 3], ties[1, 1, 3] = -1019, 919  # span 1938 (a real CT slice): float64 ties rounding both ways
+    ties[0, 0, 5], ties[1, 1, 5] = -1019, 919
+    stack = axial_stack(Volume(ties, np.eye(4)))
+    exact = float32_grey_levels(ties.min(axis=(0, 1)), ties.max(axis=(0, 1)))[2]
+    assert list(np.flatnonzero(~exact)) == [3, 5]  # float32 elsewhere, the per-slice float64 fix-up on these
+    assert to_hex(axial_hashes(stack)) == _reference_volume(stack)
+    assert to_hex(axial_hashes(stack, threads=2)) == _reference_volume(stack)
+
+
+def test_float32_grey_map_equals_the_float64_definition_on_every_integer():
+    """Exhaustive over lo..hi, for the real CT ranges and random ones (many even spans, i.e. ties)."""
+    rng = np.random.default_rng(11)
+    low = np.concatenate([[-1024, -1019, -999, -47, 0, -32768, 5], rng.integers(-3000, 500, 60)])
+    high = np.concatenate([[1839, 919, 1143, 823, 255, 32767, 5], low[7:] + rng.integers(1, 6000, 60)])
+    a32, b32, exact = float32_grey_levels(low, high)
+    a, b = grey_level_affine(low, high)
+    assert exact.sum() > len(exact) // 2
+    for n in np.flatnonzero(exact):
+        v = np.arange(low[n], high[n] + 1)
+        ours = np.floor(v.astype(np.float32) * a32[n] + b32[n])
+        assert np.array_equal(ours, np.floor(v.astype(np.float64) * a[n] + b[n])), (low[n], high[n])
+
+
+@pytest.mark.parametrize("size", [512, 2000])
+def test_split_weights_sums_are_exact(size):
+    """float32 pieces reproduce the float64 integer sums exactly on worst-case pixels (255 where w > 0)."""
+    from sslseg.reduce.lanczos import join_split, resize_matrix, split_weights
+
+    pieces, weights = split_weights(size, 9), resize_matrix(size, 9)
+    if pieces is None:  # too many taps for float32: the float64 product is used (tested by the 2000-wide hashes)
+        assert size > 1000
+        return
+    assert np.array_equal(256.0 * pieces[:, 0::2] + pieces[:, 1::2], weights)
+    pixels = np.vstack([np.where(weights.T > 0, 255, 0), np.where(weights.T < 0, 255, 0),
+                        np.random.default_rng(0).integers(0, 256, (50, size))]).astype(np.float32)
+    assert np.array_equal(join_split(pixels @ pieces, 1), pixels.astype(np.float64) @ weights)
+
+
+def test_wide_images_use_exact_float64_weights():
+    images = np.random.default_rng(3).integers(0, 256, (3, 12, 2000)).astype(np.uint8)
+    assert to_hex(stack_hashes(images)) == reference(images)

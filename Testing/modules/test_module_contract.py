@@ -157,3 +157,54 @@ def test_module_icons_and_requirements_in_step_with_the_engine():
     engine = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     wanted = {re.split(r"[<>=!~ \[]", d)[0].lower() for d in engine} - {"torch", "numpy", "simpleitk", "requests"}
     assert listed == wanted
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_double_spin_boxes_can_show_their_range(module):
+    """Qt rounds a QDoubleSpinBox's minimum to its ``decimals``, and the parameter node wrapper sets the minimum from
+    ``WithinRange`` but not the decimals: with too few decimals the spin box offers 0, which the validator refuses."""
+    tree = ET.parse(ROOT / module / "Resources" / "UI" / f"{module}.ui")
+    source = (ROOT / module / f"{module}.py").read_text()
+    for element in tree.iter("widget"):
+        if element.get("class") != "QDoubleSpinBox":
+            continue
+        props = {p.get("name"): p[0].text for p in element.findall("property") if len(p)}
+        parameter = props.get("SlicerParameterName")
+        match = re.search(rf"\b{parameter}: Annotated\[float, WithinRange\(([^,]+),", source) if parameter else None
+        if match:
+            minimum, decimals = float(match.group(1)), int(props.get("decimals", 2))
+            assert round(minimum, decimals) == minimum, f"{element.get('name')}: {decimals} decimals round {minimum}"
+
+
+def test_slicer_application_apis_are_the_current_ones():
+    """``slicer.packaging`` is a submodule nothing imports at start-up (getattr(slicer, "packaging") is None until
+    someone imports it); ``slicer.app.settings()`` is deprecated for ``userSettings()``."""
+    for module in MODULES:
+        for path in python_files(module):
+            text = path.read_text()
+            assert "slicer.app.settings()" not in text, f"{path.name}: use slicer.app.userSettings()"
+            assert 'getattr(slicer, "packaging"' not in text, f"{path.name}: import slicer.packaging"
+            if "pip_ensure" in text:
+                assert "import slicer.packaging" in text, f"{path.name} uses pip_ensure without importing it"
+
+
+def test_torch_requirement_covers_monai():
+    """The PyTorch extension installs torch with our requirement; monai's own torch requirement must be within it
+    (pip_ensure skips torch as monai's dependency, so nothing else would upgrade it)."""
+    metadata = pytest.importorskip("importlib.metadata")
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    try:
+        requires = metadata.requires("monai") or []
+    except metadata.PackageNotFoundError:
+        pytest.skip("monai is not installed here")
+    text = (ROOT / "SSLSegmentation" / "SSLSegmentationLib" / "Dependencies.py").read_text()
+    ours = re.search(r'TORCH_REQUIREMENT = "([^"]+)"', text).group(1)
+    ourFloor = max(Version(s.version) for s in Requirement("torch" + ours).specifier if s.operator in (">=", ">"))
+    for line in requires:
+        requirement = Requirement(line)
+        if requirement.name == "torch" and requirement.marker is None:
+            for specifier in requirement.specifier:
+                if specifier.operator in (">=", ">"):
+                    assert Version(specifier.version) <= ourFloor, f"monai needs {requirement}, we ask torch{ours}"

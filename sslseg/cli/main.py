@@ -9,6 +9,7 @@ import sys
 
 from sslseg import __version__
 from sslseg.errors import SSLSegError
+from sslseg.openmp_policy import prefer_passive_waits
 
 #: Modules that each define ``register(subparsers)``; the parser they add sets ``run=callable(args) -> int``.
 COMMAND_MODULES = (
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    prefer_passive_waits()  # before anything imports torch (see sslseg.openmp_policy)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -11,7 +11,6 @@ from sslseg.io.formats import volume_extension
 from sslseg.io.label_map_writer import write_label_map
 from sslseg.io.scan import VolumeSource
 from sslseg.package.model_package import load_model_package
-from sslseg.segmentation.segment import Segmenter, SegmentOptions, present_organs, tune_process_malloc
 
 OUTPUTS = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd")
 
@@ -38,6 +37,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # torch and MONAI load here, not when the command line starts (`sslseg --help` stays instant)
+    from sslseg.segmentation.segment import Segmenter, SegmentOptions, present_organs, tune_process_malloc
+
     if volume_extension(args.out) not in OUTPUTS:
         raise SSLSegError(f"cannot write the segmentation to {args.out}", f"name it *{' or *'.join(OUTPUTS)}")
     if args.out.exists() and not args.overwrite:

@@ -57,7 +57,9 @@ def write_scene(context: DemoContext) -> None:
     geometry), for Slicer's File -> Open. Needs slicer-core (installed by ``make demo``)."""
     try:
         from sslseg import mrml
-    except ImportError as error:  # the engine runs without it; only this file needs it
+    except ModuleNotFoundError as error:  # the engine runs without slicer-core; only this file needs it
+        if error.name not in ("slicer", "vtk"):
+            raise
         log.warning("no %s: slicer-core is not installed (%s); pip install slicer-core", SCENE, error)
         context.lines["scene"] = [f"- {SCENE} not written: slicer-core is not installed"]
         return

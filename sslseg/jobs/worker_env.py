@@ -6,6 +6,8 @@ Why each variable:
   sliding-window inference on CPUs, because the kernel no longer page-faults and zeroes every activation tensor
   again (measured: ~40 % of CPU time). It only works when set before the process starts, which a job runner can do.
   The cost, a higher resident peak, is paid by a process that exits after the job. A user's own malloc setting wins.
+- ``OMP_WAIT_POLICY=PASSIVE``: torch's threads sleep instead of spinning while they wait, so a worker sharing the
+  cores with Slicer's GUI is not slowed many times over (see :mod:`sslseg.openmp_policy`). A user's own value wins.
 - ``PYTHONUNBUFFERED``: events reach the GUI line by line, not in 8 KiB blocks.
 - ``PYTHONPATH``: the folder holding the ``sslseg`` package the caller imported, first, so the worker runs the same
   engine (a developer checkout, or the copy a built Slicer extension installs beside its modules).
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from sslseg.openmp_policy import prefer_passive_waits
 
 MALLOC_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
 
@@ -31,6 +35,7 @@ def worker_environment(base: dict | None = None, malloc_tuning: bool = True, ext
     env = dict(os.environ if base is None else base)
     if malloc_tuning and "glibc.malloc." not in env.get("GLIBC_TUNABLES", ""):
         env["GLIBC_TUNABLES"] = ":".join(filter(None, [env.get("GLIBC_TUNABLES", ""), MALLOC_TUNABLES]))
+    prefer_passive_waits(env)
     env["PYTHONUNBUFFERED"] = "1"
     root = str(engine_root())
     paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]

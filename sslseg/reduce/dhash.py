@@ -4,23 +4,41 @@ imagehash converts to "L" (a no-op for 8-bit grey), resizes to 9 x 8 with LANCZO
 and sets bit (r, c) when pixel (r, c + 1) is brighter than pixel (r, c). A hash here is that 8 x 8 boolean array
 read row by row into a uint64, first bit most significant: ``int(str(imagehash.dhash(...)), 16)``.
 
-:func:`volume_hashes` streams a volume through the grey-level scaling and the horizontal pass in chunks of slices
-(a few MB of float64), so no float copy of the whole volume is made and every chunk stays in cache.
+How (:func:`axial_hashes`, :func:`stack_hashes`): the volume is read in its own memory order
+(:func:`~sslseg.reduce.axial.memory_layout`; flips are folded into the weights or applied to the small results) and
+streamed in chunks of ~2**17 voxels (0.5 MB float32, inside L2) cut along an axis that is not summed over. Per
+chunk: voxels -> grey levels (the float32 map proven equal to the float64 definition, else float64), then
+Pillow's first (large) pass as one float32 BLAS product with the split weights
+(:func:`~sslseg.reduce.lanczos.split_weights`), exact integers. The rounding, 8-bit clip and the second (tiny)
+pass run on the (N, H, 9) or (N, 8, W) intermediate in float64, as before.
 
-Speed: the exact integer sums cost about as many multiply-adds as Pillow's own C loop (each voxel feeds ~6 of the 9
-horizontal outputs); what is saved is the per-slice Python, PIL and copy overhead, and BLAS does the products.
+Cost on a 512 x 512 slice: ~262k voxels read once as int16, then 4 float32 passes in L2 (convert, *a, +b, floor;
+~0.2 ms), then 18 x 512 multiply-adds per image row (9 outputs x 2 pieces; 4.7 M per slice, ~0.2 ms in float32
+BLAS). Run with OMP_NUM_THREADS=1: the products are small, and a multi-threaded OpenBLAS on a busy machine makes
+them 10-100x slower; use ``threads=2`` (chunks on two Python threads) instead.
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
-from sslseg.reduce.axial import AxialStack, grey_level_coefficients, scale_into
-from sslseg.reduce.lanczos import resize_stack
+from sslseg.reduce.axial import (AxialStack, float32_grey_levels, grey_level_affine, memory_layout,
+                                 slice_extremes)
+from sslseg.reduce.lanczos import (finish_pass, horizontal_pass, join_split, resize_matrix, resize_stack,
+                                   split_weights, vertical_first, vertical_pass)
 
 HASH_SIZE = 8
-#: Voxels per chunk: 2**18 float64 = 2 MB, inside a typical L2/L3 cache.
-CHUNK_VOXELS = 1 << 18
+#: Voxels per chunk: 2**17 float32 = 0.5 MB, inside L2 with the int16 input.
+CHUNK_VOXELS = 1 << 17
+#: Slices of at least this many voxels use the float32 grey-level map: its check costs ~770 points per slice, which
+#: a smaller slice (e.g. 126 x 120) does not win back (measured: float64 0.030 vs float32 0.035 ms/slice there).
+FLOAT32_MAP_VOXELS = 1 << 16
+#: Default worker threads: ``SSLSEG_HASH_THREADS``, else 1 (the hash is memory-bound; a second thread helps only
+#: on an otherwise idle second core, and pretraining data loaders already use the cores).
+THREADS = int(os.environ.get("SSLSEG_HASH_THREADS", "1"))
 
 
 def bits_from_small(small: np.ndarray) -> np.ndarray:
@@ -30,31 +48,174 @@ def bits_from_small(small: np.ndarray) -> np.ndarray:
     return packed.view(">u8")[:, 0].astype(np.uint64)
 
 
-def stack_hashes(images: np.ndarray, a: np.ndarray | None = None, b: np.ndarray | None = None) -> np.ndarray:
-    """(n,) uint64 dhash of each image of ``images`` (n, H, W).
+class _GreyLevels:
+    """Raw voxels -> grey levels 0..255, chunk by chunk, for data whose slices run along memory axis ``position``.
+
+    ``kind``: "grey" (voxels already 0..255), "f32" (the verified float32 map ``a32``/``b32``; slices listed in
+    ``inexact`` use the float64 ``a``/``b`` instead) or "f64" (the float64 definition everywhere). All (N,) in the
+    data's slice order.
+    """
+
+    def __init__(self, kind: str, position: int, a32=None, b32=None, a=None, b=None, inexact=()):
+        self.kind, self.position = kind, position
+        self.a32, self.b32, self.a, self.b = a32, b32, a, b
+        self.inexact = np.asarray(inexact, dtype=np.intp)
+        self._tiles: dict = {}  # tiled coefficient rows per chunk shape
+
+    def _rows(self, name: str, chunk: np.ndarray, offset: int) -> np.ndarray:
+        """``getattr(self, name)[offset:]`` laid out to broadcast against ``chunk`` seen as (chunk.shape[0], rest) — slices on
+        axis 0: a column; else one tiled row, so every numpy loop runs over ``rest`` contiguous values, not over N
+        (a DICOM series stores slices innermost: N = 20 would make 20-long inner loops)."""
+        values = getattr(self, name)[offset:offset + chunk.shape[self.position]]
+        if self.position == 0:
+            return values[:, None]
+        key = (name, offset, chunk.shape)
+        if key not in self._tiles:
+            shape = [1, 1, 1]
+            shape[self.position] = len(values)
+            tiled = np.broadcast_to(values.reshape(shape), (1, *chunk.shape[1:])).reshape(1, -1)
+            self._tiles[key] = np.ascontiguousarray(tiled)
+        return self._tiles[key]
+
+    def into(self, chunk: np.ndarray, offset: int, out: np.ndarray) -> None:
+        """Grey levels of ``chunk`` (d0, d1, d2), a block of the data whose slices start at slice ``offset``, into
+        ``out`` (same shape, C-contiguous float32 or float64)."""
+        flat = out.reshape(out.shape[0], -1)
+        rows = chunk.reshape(chunk.shape[0], -1)  # a view: chunks are cut along memory axis 0 or 1
+        if self.kind == "grey":
+            np.copyto(flat, rows, casting="unsafe")
+            return
+        if self.kind == "f32" and out.dtype == np.float32:
+            np.copyto(flat, rows, casting="unsafe")  # int -> float32: exact, |v| < 2**24 was checked
+            np.multiply(flat, self._rows("a32", chunk, offset), out=flat)  # one rounding per op, as verified
+            np.add(flat, self._rows("b32", chunk, offset), out=flat)
+            np.floor(flat, out=flat)
+            inexact = self.inexact
+        else:  # the definition, in float64 from the raw voxels, then into ``out`` (integers 0..255: exact)
+            wide = rows.astype(np.float64)
+            np.multiply(wide, self._rows("a", chunk, offset), out=wide)
+            np.add(wide, self._rows("b", chunk, offset), out=wide)
+            np.floor(wide, out=wide)
+            np.copyto(flat, wide)
+            inexact = ()
+        for n in inexact:  # slices whose float32 map could differ (a float64 tie): the definition, slice by slice
+            local = n - offset
+            if not 0 <= local < chunk.shape[self.position]:
+                continue
+            cut = [slice(None)] * 3
+            cut[self.position] = local
+            out[tuple(cut)] = np.floor(chunk[tuple(cut)] * self.a[n] + self.b[n])
+
+
+def _layout_hashes(data: np.ndarray, order: tuple[int, int, int], flips: tuple[bool, bool, bool],
+                   grey: _GreyLevels, threads: int | None = 1) -> np.ndarray:
+    """(N,) uint64 hashes (images order) of images stored as ``data`` (d0, d1, d2), ``order`` and ``flips`` as
+    returned by :func:`~sslseg.reduce.axial.memory_layout`; ``grey`` turns its voxels into grey levels; chunks
+    are spread over ``threads`` Python threads (run BLAS single-threaded then: OMP_NUM_THREADS=1)."""
+    dims = data.shape
+    shape = [0, 0, 0]
+    for position, axis in enumerate(order):
+        shape[axis] = dims[position]
+    count, height, width = shape
+    if count == 0:
+        return np.zeros(0, dtype=np.uint64)
+    first = 1 if vertical_first(height, width, HASH_SIZE, HASH_SIZE + 1) else 2  # images axis of Pillow's 1st pass
+    first_out = HASH_SIZE if first == 1 else HASH_SIZE + 1
+    pf = order.index(first)
+    if shape[first] == first_out:  # Pillow skips that pass: no large product, the old whole-volume path
+        levels = np.empty(dims, dtype=np.float64)
+        grey.into(data, 0, levels)
+        images = np.transpose(levels, [order.index(axis) for axis in range(3)])
+        images = images[tuple(slice(None, None, -1) if flip else slice(None) for flip in flips)]
+        return bits_from_small(resize_stack(images, HASH_SIZE + 1, HASH_SIZE))
+    matrix = split_weights(shape[first], first_out)
+    dtype = np.float32
+    if matrix is None:  # float32 could round: exact float64 sums (slower, same result)
+        matrix, dtype = resize_matrix(shape[first], first_out), np.float64
+    if flips[first]:
+        matrix = matrix[::-1]
+    columns = matrix.shape[1]
+    matrix_t = np.ascontiguousarray(matrix.T)
+    matrix = np.ascontiguousarray(matrix)
+    sums_shape = list(dims)
+    sums_shape[pf] = columns
+    sums = np.empty(sums_shape, dtype=dtype)
+    pc = 1 if pf == 0 else 0  # chunks along an axis that is not summed over: each chunk's sums are final
+    unit = int(np.prod(dims)) // max(dims[pc], 1)
+    step = max(1, CHUNK_VOXELS // max(unit, 1))
+    starts = list(range(0, dims[pc], step))
+    slice_cut = pc == order.index(0)
+
+    def run(part: list[int]) -> None:
+        buffer = None  # one per worker
+        for start in part:
+            stop = min(start + step, dims[pc])
+            cut = [slice(None)] * 3
+            cut[pc] = slice(start, stop)
+            chunk = data[tuple(cut)]
+            if buffer is None or buffer.shape != chunk.shape:
+                buffer = np.empty(chunk.shape, dtype=dtype)  # C-contiguous: the product reads it as a matrix
+            grey.into(chunk, start if slice_cut else 0, buffer)
+            if pf == 0:  # (d0 summed, k, d2) -> (columns, k, d2)
+                product = matrix_t @ buffer.reshape(dims[0], -1)
+                sums[:, start:stop, :] = product.reshape(columns, stop - start, dims[2])
+            elif pf == 1:  # (k, d1 summed, d2) -> (k, columns, d2)
+                np.matmul(matrix_t, buffer, out=sums[start:stop])
+            else:  # (k, d1, d2 summed) -> (k, d1, columns)
+                np.matmul(buffer.reshape(-1, dims[2]), matrix, out=sums[start:stop].reshape(-1, columns))
+
+    workers = max(1, min(threads or 1, len(starts)))
+    if workers == 1:
+        run(starts)
+    else:  # numpy ufuncs and BLAS release the GIL: contiguous runs of chunks, one per worker
+        parts = [list(part) for part in np.array_split(np.asarray(starts), workers)]
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(run, parts))
+    total = join_split(sums, pf) if dtype == np.float32 else sums
+    finish_pass(total)  # (.., first_out, ..) in memory order, grey levels 0..255
+    images = np.transpose(total, [order.index(axis) for axis in range(3)])  # (N, H', W')
+    second = 3 - first
+    if flips[second]:
+        images = np.flip(images, axis=second)
+    small = vertical_pass(images, HASH_SIZE) if first == 2 else horizontal_pass(images, HASH_SIZE + 1)
+    hashes = bits_from_small(small)
+    return hashes[::-1].copy() if flips[0] else hashes
+
+
+def stack_hashes(images: np.ndarray, a: np.ndarray | None = None, b: np.ndarray | None = None,
+                 threads: int | None = None) -> np.ndarray:
+    """(n,) uint64 dhash of each image of ``images`` (n, H, W), any strides.
 
     Without ``a``/``b`` the images are already 8-bit grey levels (uint8 or integer-valued); with them (each (n,)),
-    ``floor(v * a + b)`` turns raw voxels into grey levels first (:func:`~sslseg.reduce.axial.scale_into`).
+    ``floor(v * a + b)`` in float64 turns raw voxels into grey levels first (:func:`~sslseg.reduce.axial.scale_into`).
+    ``threads``: worker threads over chunks (default :data:`THREADS`).
     """
-    n, height, width = images.shape
-    step = max(1, CHUNK_VOXELS // max(1, height * width))
-    buffer = np.empty((min(step, n), height, width), dtype=np.float64)
-    small = np.empty((n, HASH_SIZE, HASH_SIZE + 1), dtype=np.float64)
-    for start in range(0, n, step):
-        stop = min(start + step, n)
-        chunk = buffer[:stop - start]
-        if a is None:
-            chunk[...] = images[start:stop]
-        else:
-            scale_into(images[start:stop], a[start:stop], b[start:stop], chunk)
-        small[start:stop] = resize_stack(chunk, HASH_SIZE + 1, HASH_SIZE)
-    return bits_from_small(small)
+    data, order, flips = memory_layout(np.asarray(images))
+    if a is None:
+        return _layout_hashes(data, order, flips, _GreyLevels("grey", order.index(0)), threads or THREADS)
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if flips[0]:
+        a, b = a[::-1], b[::-1]
+    grey = _GreyLevels("f64", order.index(0), a=np.ascontiguousarray(a), b=np.ascontiguousarray(b))
+    return _layout_hashes(data, order, flips, grey, threads or THREADS)
 
 
-def axial_hashes(stack: AxialStack) -> np.ndarray:
-    """(N,) uint64 dhash of each axial slice of ``stack``, per :mod:`~sslseg.reduce.axial`'s definition."""
-    a, b = grey_level_coefficients(stack)
-    return stack_hashes(stack.images, a, b)
+def axial_hashes(stack: AxialStack, threads: int | None = None) -> np.ndarray:
+    """(N,) uint64 dhash of each axial slice of ``stack``, per :mod:`~sslseg.reduce.axial`'s definition.
+
+    Integer voxels use the float32 grey-level map on the slices where it is proven equal to the definition, the
+    float64 one on the others. ``threads``: worker threads over chunks (default :data:`THREADS`)."""
+    data, order, flips = memory_layout(stack.images)
+    position = order.index(0)
+    low, high = slice_extremes(data, position)  # in data's slice order
+    a, b = grey_level_affine(low, high)
+    if np.issubdtype(data.dtype, np.integer) and data.size >= FLOAT32_MAP_VOXELS * len(low):
+        a32, b32, exact = float32_grey_levels(low, high)
+        inexact = np.flatnonzero(~exact)
+        if len(inexact) <= len(exact) // 4:  # else the slice-by-slice float64 fix-up would cost more
+            grey = _GreyLevels("f32", position, a32, b32, a, b, inexact)
+            return _layout_hashes(data, order, flips, grey, threads or THREADS)
+    return _layout_hashes(data, order, flips, _GreyLevels("f64", position, a=a, b=b), threads or THREADS)
 
 
 def hamming(hash_a: np.ndarray | int, hash_b: np.ndarray | int) -> np.ndarray:

@@ -18,6 +18,12 @@ weighted sum per output pixel. Per axis of ``in_size`` pixels resized to ``out_s
 Weights are computed in scalar Python (``math.sin``: the C library's ``sin``, as Pillow's) once per size pair;
 the sums are done as float64 matrix products, exact because every product and partial sum is an integer below
 2**53 (255 * 2**23 * in_size).
+
+Faster and still exact (:func:`split_weights`): each weight ``w = 256 * hi + lo`` with ``|lo| <= 128``; the two
+float32 products ``pixels @ hi`` and ``pixels @ lo`` are exact when every partial sum stays below 2**24 in
+magnitude, which holds when ``255 * sum(|hi|)`` and ``255 * sum(|lo|)`` over each output's taps are below 2**24
+(checked per size pair; ~2**22.3 and ~2**21.4 for 512 -> 9). float32 halves the bytes BLAS streams and doubles its
+SIMD width; ``256 * hi_sum + lo_sum`` is then formed in float64.
 """
 
 from __future__ import annotations
@@ -71,6 +77,41 @@ def resize_matrix(in_size: int, out_size: int) -> np.ndarray | None:
     if in_size == out_size:
         return None
     return _weights(in_size, out_size)
+
+
+SPLIT = 256.0
+
+
+@lru_cache(maxsize=64)
+def _split(in_size: int, out_size: int) -> np.ndarray | None:
+    weights = _weights(in_size, out_size)
+    high = np.round(weights / SPLIT)
+    low = weights - SPLIT * high  # |low| <= 128
+    if 255.0 * max(np.abs(high).sum(axis=0).max(), np.abs(low).sum(axis=0).max()) >= float(1 << 24):
+        return None
+    pieces = np.stack([high, low], axis=2).reshape(in_size, 2 * out_size).astype(np.float32)
+    pieces.setflags(write=False)
+    return pieces
+
+
+def split_weights(in_size: int, out_size: int) -> np.ndarray | None:
+    """(in_size, 2 * out_size) float32, columns ``2o`` and ``2o + 1`` the high and low pieces of output o's weights
+    (``w = 256 * high + low``), or None when float32 sums could be inexact (very large downscales) or the axis is
+    not resampled."""
+    if in_size == out_size:
+        return None
+    return _split(in_size, out_size)
+
+
+def join_split(sums: np.ndarray, axis: int) -> np.ndarray:
+    """float64 ``256 * high + low`` of float32 piece sums; ``sums`` has 2 * out along ``axis`` (pieces of one
+    output adjacent); returns the same shape with ``out`` there."""
+    sums = np.moveaxis(sums, axis, -1)
+    pairs = sums.reshape(*sums.shape[:-1], sums.shape[-1] // 2, 2)
+    joined = pairs[..., 0].astype(np.float64)
+    joined *= SPLIT
+    joined += pairs[..., 1]
+    return np.moveaxis(joined, -1, axis)
 
 
 def finish_pass(sums: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ LPS_STORAGE = np.diag([-1.0, -1.0, 1.0])
 def tilted_lps_affine(
     shape: tuple[int, int, int],
     spacing: tuple[float, float, float],
-    tilt_deg: tuple[float, float, float] = (8.0, -5.0, 15.0),
+    tilt_deg: tuple[float, float, float] = (3.0, -2.0, 5.0),
 ) -> np.ndarray:
     """(4, 4) voxel (i, j, k, 1) -> RAS mm matrix of an LPS-stored grid tilted by ``tilt_deg`` (about R, A, then S;
     see :func:`~sslseg.synth.phantom.rotation_matrix`), voxel size ``spacing`` along i, j, k, centred on RAS 0."""
