@@ -11,7 +11,6 @@ import tempfile
 from typing import Annotated
 
 import slicer
-import vtk
 from slicer.i18n import tr as _
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
@@ -21,6 +20,7 @@ from slicer.util import VTKObservationMixin
 from SSLPretrainLib import Commands
 from SSLSegmentationLib import Commands as SegmentationCommands
 from SSLSegmentationLib import Engine, Plots, SceneData
+from SSLSegmentationLib.ParameterNodeWidget import ParameterNodeWidgetMixin
 
 #: Settings key holding the last finished pretraining run, which SSLSegmentation offers as its encoder.
 LAST_ENCODER_KEY = SegmentationCommands.LAST_ENCODER_KEY
@@ -59,7 +59,7 @@ class SSLPretrainParameterNode:
     resume: bool = False
 
 
-class SSLPretrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+class SSLPretrainWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
@@ -82,37 +82,8 @@ class SSLPretrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.useEncoderButton.connect("clicked(bool)", self.onUseEncoderButton)
         self.initializeParameterNode()
 
-    def cleanup(self) -> None:
-        self.removeObservers()  # the job lives in the Logic and keeps running
-
-    def enter(self) -> None:
-        self.initializeParameterNode()
-
-    def exit(self) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
-
-    def onSceneStartClose(self, caller, event) -> None:
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
-
-    def setParameterNode(self, inputParameterNode) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
-            self.updateButtons()
 
     def updateButtons(self, caller=None, event=None) -> None:
         p, job = self._parameterNode, self.logic.job

@@ -12,7 +12,6 @@ import tempfile
 from typing import Annotated
 
 import slicer
-import vtk
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.i18n import tr as _
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
@@ -21,6 +20,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
 from slicer.util import VTKObservationMixin
 
 from SSLSegmentationLib import Commands, Engine, Plots, SceneData
+from SSLSegmentationLib.ParameterNodeWidget import ParameterNodeWidgetMixin
 
 DEVICES = ["auto", "cuda", "cpu"]
 PRECISIONS = ["auto", "bf16", "fp16", "off"]
@@ -66,7 +66,7 @@ class SSLSegmentationParameterNode:
     predictedSegmentation: vtkMRMLSegmentationNode
 
 
-class SSLSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+class SSLSegmentationWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
@@ -91,25 +91,6 @@ class SSLSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
         self.offerLastEncoder()
 
-    def cleanup(self) -> None:
-        self.removeObservers()  # the jobs live in the Logic and keep running
-
-    def enter(self) -> None:
-        self.initializeParameterNode()
-
-    def exit(self) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
-
-    def onSceneStartClose(self, caller, event) -> None:
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
         if not self._parameterNode.inputVolume:
@@ -121,16 +102,6 @@ class SSLSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         lastRun = slicer.app.userSettings().value(Commands.LAST_ENCODER_KEY)
         if p and Commands.pathOrNone(p.encoderPath) is None and lastRun and Commands.isEncoderRun(lastRun):
             p.encoderPath = pathlib.Path(lastRun)
-
-    def setParameterNode(self, inputParameterNode) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
-            self.updateButtons()
 
     def updateButtons(self, caller=None, event=None) -> None:
         p, logic = self._parameterNode, self.logic

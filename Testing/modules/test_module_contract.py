@@ -78,7 +78,8 @@ def test_four_classes_and_the_parameter_node(module):
     tree = ast.parse((ROOT / module / f"{module}.py").read_text())
     classes = {n.name: [ast.unparse(b) for b in n.bases] for n in tree.body if isinstance(n, ast.ClassDef)}
     assert classes[module] == ["ScriptedLoadableModule"]
-    assert classes[f"{module}Widget"] == ["ScriptedLoadableModuleWidget", "VTKObservationMixin"]
+    widget_bases = classes[f"{module}Widget"]  # the template's two, after the shared parameter-node lifecycle
+    assert widget_bases == ["ParameterNodeWidgetMixin", "ScriptedLoadableModuleWidget", "VTKObservationMixin"]
     assert classes[f"{module}Logic"] == ["ScriptedLoadableModuleLogic"]
     assert classes[f"{module}Test"] == ["ScriptedLoadableModuleTest"]
     assert parameter_fields(module)
