@@ -66,3 +66,16 @@ def test_the_command_line_makes_torch_threads_sleep_unless_the_user_chose(given,
             "main(['info', 'no-such-file.nii.gz']); print(torch_before, os.environ['OMP_WAIT_POLICY'])")
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert run.stdout.split() == ["False", expected], run.stderr
+
+
+def test_info_on_a_folder_names_each_unreadable_file_with_a_hint_and_exits_1(tmp_path, capsys):
+    """A script can tell: exit 1 when a volume of the folder is unusable; each one named with what to do."""
+    from sslseg.synth.cohort import write_unlabelled
+
+    write_unlabelled(tmp_path, 1, size=24, spacing=10.0)
+    (tmp_path / "broken.nii.gz").write_bytes(b"\x1f\x8b\x08\x00 not really gzip")
+    assert main(["info", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "case_000.nii.gz" in out and "grid: 24 x 24 x 24" in out
+    assert "broken.nii.gz\n  unreadable:" in out and "\n  hint: " in out
+    assert "1 of 2 volume(s) unusable" in out

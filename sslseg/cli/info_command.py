@@ -34,38 +34,45 @@ def run(args: argparse.Namespace) -> int:
         return 0
     cases, unlabelled = find_labelled_cases(path)
     if cases:
-        _print_labelled(cases, unlabelled)
-        return 0
+        print(f"{len(cases)} labelled case(s)" + (f", {len(unlabelled)} image(s) without labels" if unlabelled else ""))
+        return _summary(sum(not _print_case(case) for case in cases), len(cases), "case(s)", unlabelled)
     result = scan_folder(path)
     if not result.sources:
         raise SSLSegError(f"{path} holds no volumes", "put NIfTI, NRRD, MetaImage files or DICOM series in it")
     print(f"{path}: {len(result.sources)} volume(s)")
-    for source in result.sources:
-        _print_source(source)
-    return 0
+    return _summary(sum(not _print_source(source) for source in result.sources), len(result.sources), "volume(s)")
 
 
-def _print_source(source: VolumeSource) -> None:
-    try:
-        print(_describe(source.read(), str(source)))
-    except SSLSegError as error:
-        print(f"{source}\n  unreadable: {error.message}")
-
-
-def _print_labelled(cases: list[LabelledCase], unlabelled: list[VolumeSource]) -> None:
-    print(f"{len(cases)} labelled case(s)" + (f", {len(unlabelled)} image(s) without labels" if unlabelled else ""))
-    for case in cases:
-        try:
-            image, labels, table = load_case(case)
-        except SSLSegError as error:
-            print(f"{case.name}: {case.image} + {case.label}\n  unusable: {error.message}")
-            continue
-        print(_describe(image, f"{case.name} [{case.split}]: {case.image} + {case.label.name}"))
-        present = [int(v) for v in np.unique(labels.array) if v != 0]
-        names = ", ".join(f"{v} {table.name_of(v)}" for v in present) or "none (empty label map)"
-        print(f"  labels: {names}")
+def _summary(problems: int, total: int, what: str, unlabelled: list[VolumeSource] = ()) -> int:
+    """Images without labels, then a problem count; exit code 1 when something is unusable (for scripts)."""
     for source in unlabelled:
         print(f"{source}: no label map found")
+    if problems:
+        print(f"{problems} of {total} {what} unusable: training skips them with a warning; fix or remove them")
+    return 1 if problems else 0
+
+
+def _print_source(source: VolumeSource) -> bool:
+    try:
+        print(_describe(source.read(), str(source)))
+        return True
+    except SSLSegError as error:
+        print(f"{source}\n  unreadable: {error.message}" + (f"\n  hint: {error.hint}" if error.hint else ""))
+        return False
+
+
+def _print_case(case: LabelledCase) -> bool:
+    try:
+        image, labels, table = load_case(case)
+    except SSLSegError as error:
+        print(f"{case.name}: {case.image} + {case.label}\n  unusable: {error.message}"
+              + (f"\n  hint: {error.hint}" if error.hint else ""))
+        return False
+    print(_describe(image, f"{case.name} [{case.split}]: {case.image} + {case.label.name}"))
+    present = [int(v) for v in np.unique(labels.array) if v != 0]
+    names = ", ".join(f"{v} {table.name_of(v)}" for v in present) or "none (empty label map)"
+    print(f"  labels: {names}")
+    return True
 
 
 def _describe(volume: Volume, title: str) -> str:
