@@ -1,8 +1,8 @@
 """The parameter-node lifecycle both module widgets share (Slicer's scripted-module template, written once).
 
-A widget using it sets ``self._parameterNode = self._parameterNodeGuiTag = None`` in ``__init__``, observes the
-scene's StartClose/EndClose events with :meth:`onSceneStartClose` / :meth:`onSceneEndClose`, and defines
-``initializeParameterNode()`` (which calls :meth:`setParameterNode`) and ``updateButtons(caller=None, event=None)``.
+A widget using it calls :meth:`initPanelState` in ``__init__`` and :meth:`loadPanel` in ``setup`` (the ``.ui``, the
+logic, the scene-close observers), and defines ``initializeParameterNode()`` (which calls :meth:`setParameterNode`)
+and ``updateButtons(caller=None, event=None)``.
 """
 
 import vtk
@@ -11,6 +11,24 @@ import vtk
 class ParameterNodeWidgetMixin:
     """Binds the widget's ``.ui`` to its parameter node (``connectGui``), keeps buttons current on every change, and
     lets go of the node when the module is left or the scene closes. Jobs live in the Logic, so they outlive this."""
+
+    def initPanelState(self) -> None:
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+
+    def loadPanel(self, moduleName: str, logic) -> None:
+        """``Resources/UI/<moduleName>.ui`` into the panel as ``self.ui``, ``logic`` as ``self.logic``, and the
+        parameter node let go of while the scene closes."""
+        import slicer
+
+        uiWidget = slicer.util.loadUI(self.resourcePath(f"UI/{moduleName}.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = logic
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
 
     def cleanup(self) -> None:
         self.removeObservers()  # the jobs live in the Logic and keep running
