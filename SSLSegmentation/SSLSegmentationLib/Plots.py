@@ -90,15 +90,21 @@ def addPretrainEvent(plot: TrainingPlot, event: dict) -> bool:
     return False
 
 
-def dicePlot(scene, name: str = "SSL segmentation validation Dice") -> TrainingPlot:
-    return TrainingPlot(scene, name, "epoch", "epoch", "Dice")
+def dicePlot(scene, name: str = "SSL segmentation training") -> TrainingPlot:
+    """Fine-tuning by step: training loss (``progress`` events) and validation Dice, mean and per organ (``epoch``
+    events); both lie in about 0..1, so one chart holds them."""
+    return TrainingPlot(scene, name, "step", "step", "loss / Dice")
 
 
 def addFinetuneEvent(plot: TrainingPlot, event: dict) -> bool:
-    """Add a fine-tuning ``epoch`` event with validation Dice (mean and per organ); True when it added a point."""
+    """Add a fine-tuning ``progress`` (training loss) or ``epoch`` event with validation Dice; True when it added a
+    point."""
+    if event.get("event") == "progress" and event.get("step") is not None:
+        plot.addRow(event["step"], {"training loss": event.get("loss")})
+        return True
     if event.get("event") != "epoch" or event.get("val_dice") is None:
         return False
     values = {"mean Dice": event["val_dice"]}
     values.update({organ: dice for organ, dice in (event.get("val_dice_per_organ") or {}).items()})
-    plot.addRow(event.get("epoch", plot.rowCount + 1), values)
+    plot.addRow(event.get("step", plot.rowCount + 1), values)
     return True

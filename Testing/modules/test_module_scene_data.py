@@ -109,10 +109,13 @@ def test_live_plots_take_worker_events(scene):
     assert loss.chartNode.GetNumberOfPlotSeriesNodes() == 2
 
     dice = Plots.dicePlot(scene)
-    event = {"event": "epoch", "epoch": 1, "val_dice": 0.6, "val_dice_per_organ": {"liver": 0.8, "spleen": None}}
+    assert Plots.addFinetuneEvent(dice, {"event": "progress", "step": 4, "loss": 1.2})
+    event = {"event": "epoch", "epoch": 1, "step": 4, "val_dice": 0.6,
+             "val_dice_per_organ": {"liver": 0.8, "spleen": None}}
     assert Plots.addFinetuneEvent(dice, event)
-    assert dice.columns == ["epoch", "mean Dice", "liver", "spleen"] and dice.values("liver") == [0.8]
-    assert not Plots.addFinetuneEvent(dice, {"event": "epoch", "epoch": 2, "val_dice": None})
+    assert dice.columns == ["step", "training loss", "mean Dice", "liver", "spleen"]
+    assert dice.values("training loss")[0] == 1.2 and dice.values("liver")[-1] == 0.8
+    assert not Plots.addFinetuneEvent(dice, {"event": "epoch", "epoch": 2, "step": 8, "val_dice": None})
 
 
 def test_worker_command_lines(tmp_path):
