@@ -126,12 +126,35 @@ def _fg_body(image):
     return image > 0.25
 
 
+def _tutorial_model(preset, size: int):
+    """The tutorial's ``ViTAutoEnc`` at the preset's size, input ``size``^3."""
+    from monai.networks.nets import ViTAutoEnc
+
+    return ViTAutoEnc(in_channels=1, img_size=size, patch_size=16, proj_type="conv", hidden_size=preset.hidden_size,
+                      mlp_dim=preset.mlp_dim, num_layers=preset.num_layers, num_heads=preset.num_heads)
+
+
+def _tutorial_loss():
+    """``loss(model, view1, view2, target)`` as the tutorial computes it: L1 reconstruction of view 1 plus MONAI's
+    contrastive loss between both reconstructions (T = 0.05), weighted by the L1 term. Tensors (B, 1, S, S, S)."""
+    import torch
+    from monai.losses import ContrastiveLoss
+
+    l1, contrastive = torch.nn.L1Loss(), ContrastiveLoss(temperature=0.05)
+
+    def loss(model, view1, view2, target):
+        out_1, _ = model(view1)
+        out_2, _ = model(view2)
+        r_loss = l1(out_1, target)
+        return r_loss + contrastive(out_1.flatten(1), out_2.flatten(1)) * r_loss
+
+    return loss
+
+
 def _plain(spec: dict) -> dict:
     """The tutorial's training loop, compactly (see the module docstring for what differs and why)."""
     import torch
     from monai.data import DataLoader, Dataset
-    from monai.losses import ContrastiveLoss
-    from monai.networks.nets import ViTAutoEnc
     from monai.transforms import (Compose, CopyItemsd, CropForegroundd, EnsureChannelFirstd, LoadImaged, OneOf,
                                   RandCoarseDropoutd, RandCoarseShuffled, RandSpatialCropSamplesd,
                                   ScaleIntensityRanged, Spacingd, SpatialPadd)
@@ -164,13 +187,12 @@ def _plain(spec: dict) -> dict:
     ])
     set_determinism(seed=0)
     preset = get_preset(spec["preset"])
-    model = ViTAutoEnc(in_channels=1, img_size=size, patch_size=16, proj_type="conv", hidden_size=preset.hidden_size,
-                       mlp_dim=preset.mlp_dim, num_layers=preset.num_layers, num_heads=preset.num_heads)
+    model = _tutorial_model(preset, size)
     files = [{"image": str(p)} for p in sorted(Path(spec["data"]).glob("*.nii.gz"))]
     # num_samples=2 patches per volume: batch_size volumes give 2 x batch_size patches per step
     loader = DataLoader(Dataset(files, transforms), batch_size=spec["batch"] // 2, shuffle=True,
                         num_workers=spec["workers"])
-    l1, contrastive = torch.nn.L1Loss(), ContrastiveLoss(temperature=0.05)
+    tutorial_loss = _tutorial_loss()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-5)
     epoch_ends, losses = [], []
     for _ in range(spec["epochs"]):
@@ -178,10 +200,7 @@ def _plain(spec: dict) -> dict:
         epoch_losses = []
         for batch in loader:
             optimizer.zero_grad()
-            out_1, _ = model(batch["image"])
-            out_2, _ = model(batch["image_2"])
-            r_loss = l1(out_1, batch["gt_image"])
-            loss = r_loss + contrastive(out_1.flatten(1), out_2.flatten(1)) * r_loss
+            loss = tutorial_loss(model, batch["image"], batch["image_2"], batch["gt_image"])
             loss.backward()
             optimizer.step()
             epoch_losses.append(loss.item())
@@ -349,8 +368,6 @@ def run(settings=SETTINGS, variants=VARIANTS) -> BenchResult:
 def _same_objective(steps: int = 6, size: int = 32) -> str:
     """Both losses, from the same initial weights, trained on the same batches: the largest difference of the loss."""
     import torch
-    from monai.losses import ContrastiveLoss
-    from monai.networks.nets import ViTAutoEnc
 
     from sslseg.models.presets import get_preset
     from sslseg.ssl import create_method
@@ -363,10 +380,9 @@ def _same_objective(steps: int = 6, size: int = 32) -> str:
     torch.manual_seed(0)
     ours = method.build_model(preset)
     torch.manual_seed(0)
-    plain = ViTAutoEnc(in_channels=1, img_size=size, patch_size=16, proj_type="conv", hidden_size=preset.hidden_size,
-                       mlp_dim=preset.mlp_dim, num_layers=preset.num_layers, num_heads=preset.num_heads)
+    plain = _tutorial_model(preset, size)
     optimisers = [torch.optim.AdamW(m.parameters(), lr=1e-4, weight_decay=1e-5) for m in (ours, plain)]
-    l1, contrastive, differences = torch.nn.L1Loss(), ContrastiveLoss(temperature=0.05), []
+    tutorial_loss, differences = _tutorial_loss(), []
     for batch in batches:
         losses = []
         for model, optimiser in zip((ours, plain), optimisers):
@@ -374,10 +390,7 @@ def _same_objective(steps: int = 6, size: int = 32) -> str:
             if model is ours:
                 loss = method.loss(model, batch, lambda t: t).total
             else:
-                out_1, _ = model(batch["view1"])
-                out_2, _ = model(batch["view2"])
-                r_loss = l1(out_1, batch["gt"])
-                loss = r_loss + contrastive(out_1.flatten(1), out_2.flatten(1)) * r_loss
+                loss = tutorial_loss(model, batch["view1"], batch["view2"], batch["gt"])
             loss.backward()
             optimiser.step()
             losses.append(float(loss.detach()))
