@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from sslseg.errors import LabelError
+
+log = logging.getLogger(__name__)
 
 RGB = tuple[float, float, float]
 
@@ -91,3 +94,13 @@ def values_present(array: np.ndarray, chunk_voxels: int = 1 << 22) -> list[int]:
         slab = np.bincount(unsigned[start:start + step].ravel())
         counts[: slab.size] += slab
     return [int(v) for v in np.flatnonzero(counts[1:]) + 1]
+
+
+def warn_about_unnamed(values: list[int], table: LabelTable, source: str) -> list[int]:
+    """The label values that ``table`` lacks (their segments will be named ``label_N``), with one warning naming
+    them."""
+    unknown = [v for v in values if v not in table]
+    if unknown:
+        log.warning("%s: label value(s) %s are not in the label table; their segments are named label_N", source,
+                    ", ".join(map(str, unknown)))
+    return unknown

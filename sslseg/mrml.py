@@ -30,7 +30,7 @@ import vtk
 from vtk.util import numpy_support
 
 from sslseg.errors import LabelError, SSLSegError
-from sslseg.labels import LabelTable, check_label_values, values_present
+from sslseg.labels import LabelTable, check_label_values, values_present, warn_about_unnamed
 from sslseg.terminology import Terminology, load_terminology
 from sslseg.volume import Volume, VolumeMeta, display_name
 
@@ -175,10 +175,7 @@ def labelmap_to_segmentation(
     terminology = terminology or load_terminology()
     array = check_label_values(labels.array, f"label map {name!r}")
     present = values_present(array)
-    unknown = [v for v in present if v not in table]
-    if unknown:
-        log.warning("label map %r: value(s) %s are not in the label table; their segments are named label_N",
-                    name, ", ".join(map(str, unknown)))
+    unknown = warn_about_unnamed(present, table, f"label map {name!r}")
 
     segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
     segmentation.CreateDefaultDisplayNodes()
@@ -188,7 +185,7 @@ def labelmap_to_segmentation(
         return segmentation
 
     names = {value: table.name_of(value) for value in sorted(set(table.labels) | set(present))}
-    colors = {value: _segment_color(value, names[value], table, terminology) for value in names}
+    colors = {value: terminology.segment_color(value, table) for value in names}
     color_table = _color_table(scene, f"{name}_ColorTable", names, colors)
     labelmap_node = volume_to_node(scene, labels.with_array(array), f"{name}_import", labelmap=True)
     try:
@@ -484,15 +481,6 @@ def _set_reference_geometry(segmentation_node, reference) -> None:
     serialized = slicer.vtkSegmentationConverter.SerializeImageGeometry(geometry)
     segmentation_node.GetSegmentation().SetConversionParameter(
         slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName(), serialized)
-
-
-def _segment_color(value: int, name: str, table: LabelTable, terminology: Terminology) -> tuple[float, float, float]:
-    label = table.labels.get(value)
-    if label is not None and label.color is not None:
-        return tuple(float(c) for c in label.color)  # type: ignore[return-value]
-    if label is None:
-        return terminology.unknown_color(value)
-    return terminology.color_of(name, value)
 
 
 def _color_table(scene, name: str, names: dict[int, str], colors: dict[int, tuple]) -> "slicer.vtkMRMLColorTableNode":

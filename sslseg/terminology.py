@@ -134,6 +134,17 @@ class Terminology:
         term = self.lookup(name, warn=warn)
         return term.color if term else self.unknown_color(value)
 
+    def segment_color(self, value: int, table) -> RGB:
+        """Colour of the segment for label ``value`` of ``table`` (a :class:`~sslseg.labels.LabelTable`): the table's
+        own colour, else the organ's recommended one, else the generic colour for ``value`` (also for a value the
+        table lacks)."""
+        label = table.labels.get(value)
+        if label is None:
+            return self.unknown_color(value)
+        if label.color is not None:
+            return tuple(float(c) for c in label.color)
+        return self.color_of(label.name, value)
+
     def tag_of(self, name: str, warn: bool = False) -> str | None:
         """Slicer ``TerminologyEntry`` string of an organ, or None for an unknown name."""
         term = self.lookup(name, warn=warn)

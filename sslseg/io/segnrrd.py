@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from sslseg.io.itk_image import volume_from_sitk
-from sslseg.labels import LabelTable, check_label_values, values_present
+from sslseg.labels import LabelTable, check_label_values, values_present, warn_about_unnamed
 from sslseg.volume import Volume, VolumeMeta
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,10 @@ def write_seg_nrrd(labels: Volume, table: LabelTable, path: str | Path, overwrit
               "Segmentation_ContainedRepresentationNames": "Binary labelmap|",
               "Segmentation_ReferenceImageExtentOffset": "0 0 0"}
     extent = " ".join(f"0 {n - 1}" for n in labels.shape)
-    for index, value in enumerate(values_present(labels.array)):
-        name, color = _name_and_color(value, table, terminology, path)
+    present = values_present(labels.array)
+    warn_about_unnamed(present, table, str(path))
+    for index, value in enumerate(present):
+        name, color = table.name_of(value), terminology.segment_color(value, table)
         tag = terminology.tag_of(name)
         header.update({
             f"Segment{index}_ID": f"Segment_{value}",
@@ -69,14 +71,6 @@ def write_seg_nrrd(labels: Volume, table: LabelTable, path: str | Path, overwrit
             f"Segment{index}_Tags": f"TerminologyEntry:{tag}|" if tag else "|",
         })
     return write_volume(labels, path, overwrite=overwrite, header=header)
-
-
-def _name_and_color(value: int, table: LabelTable, terminology, path) -> tuple[str, tuple[float, float, float]]:
-    label = table.labels.get(value)
-    if label is None:
-        log.warning("%s: label value %d is not in the label table; its segment is named label_%d", path, value, value)
-        return f"label_{value}", terminology.unknown_color(value)
-    return label.name, tuple(label.color) if label.color else terminology.color_of(label.name, value)
 
 
 def _segments(header: dict[str, str]) -> list[dict[str, str]]:
