@@ -6,6 +6,8 @@ import pytest
 TESTING = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTING))
 
+from finetune_support import FINETUNE_GRID, FINETUNE_SPACING_MM  # noqa: E402  (after the path is set)
+
 SHARED_DATA = TESTING.parent.parent / "shared" / "data"
 
 
@@ -49,8 +51,6 @@ def pretrain_cache(tmp_path_factory, unlabelled_dir) -> Path:
 #: Labelled synthetic CTs for fine-tuning tests, written at the 6 mm the tests train at (no resampling blur): about
 #: 46 x 34 x 34 voxels after the crop to the body, so a 32^3 crop holds most of a case.
 FINETUNE_CASES = 6
-FINETUNE_GRID = (52, 40, 34)
-FINETUNE_SPACING_MM = 6.0
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ from sslseg.volume import Volume
 log = logging.getLogger(__name__)
 
 #: Bumped whenever the chain's output changes, so old cache entries are recomputed.
-PREPROCESS_VERSION = 1
+PREPROCESS_VERSION = 2  # 2: oblique volumes deskewed
 MODALITIES = ("auto", "ct", "mr")
 
 
@@ -93,16 +93,21 @@ def _tracking_meta():
 
 def resample_ras(volume: Volume, spacing_mm, mode: str = "bilinear") -> tuple[np.ndarray, np.ndarray]:
     """(array (I', J', K') float32, voxel-to-RAS affine) of ``volume`` oriented RAS and resampled to ``spacing_mm``
-    (one value or three, mm); ``mode="nearest"`` for label maps."""
+    (one value or three, mm); ``mode="nearest"`` for label maps. An oblique volume is resampled onto the RAS-aligned
+    grid covering it instead (:mod:`~sslseg.data.deskew` says why)."""
     import torch
     from monai.data import MetaTensor
     from monai.transforms import Orientation, Spacing
 
+    from sslseg.data.deskew import deskew, is_oblique
+
+    pixdim = tuple(float(s) for s in np.broadcast_to(np.asarray(spacing_mm, dtype=np.float64), (3,)))
+    if is_oblique(volume.affine):
+        return deskew(volume.array, volume.affine, pixdim, mode)
     with _tracking_meta():
         image = MetaTensor(torch.from_numpy(np.asarray(volume.array, dtype=np.float32))[None],
                            affine=torch.as_tensor(volume.affine, dtype=torch.float64))
         image = Orientation(axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S")))(image)
-        pixdim = tuple(float(s) for s in np.broadcast_to(np.asarray(spacing_mm, dtype=np.float64), (3,)))
         image = Spacing(pixdim=pixdim, mode=mode, padding_mode="border")(image)
         return image.array[0].astype(np.float32, copy=False), np.asarray(image.affine, dtype=np.float64)
 

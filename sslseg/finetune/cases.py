@@ -35,7 +35,7 @@ from sslseg.volume import display_name
 log = logging.getLogger(__name__)
 
 #: Bumped whenever a cached case's content changes, so old entries are recomputed.
-CASE_CACHE_VERSION = 1
+CASE_CACHE_VERSION = 2  # 2: oblique cases deskewed
 
 
 @dataclass(frozen=True)

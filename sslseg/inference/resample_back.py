@@ -3,8 +3,10 @@
 Choice: the label of a target voxel is the argmax of the class probabilities linearly interpolated at its centre
 (smoother than nearest-neighbour on labels, the same where the grids coincide).
 
-The model grid comes from reorienting (axis permutation and flips) and rescaling the input grid, so target index ->
-model index is a scaled signed permutation plus an offset: the interpolation is separable, done axis by axis.
+When the model grid comes from reorienting (axis permutation and flips) and rescaling the input grid, target index
+-> model index is a scaled signed permutation plus an offset: the interpolation is separable, done axis by axis.
+When it was rotated (an oblique input deskewed, :mod:`sslseg.data.deskew`), the general trilinear sampler
+(:mod:`sslseg.data.affine_sampling`) does it instead, slab by slab as well.
 
 Memory stays bounded and time short: the target is filled slab by slab (a few million voxels at a time). For each
 slab only the model planes it falls between are copied, channels-last, and interpolated along one axis after the
@@ -19,6 +21,8 @@ import math
 
 import numpy as np
 import torch
+
+from sslseg.data.affine_sampling import sample_slabs
 
 #: Target voxels handled at once (a slab of whole planes along the target's first axis; at least one plane).
 SLAB_VOXELS = 1 << 22
@@ -52,9 +56,12 @@ def labels_on_target_grid(
     Returns:
         uint8 (or int16 for more than 256 classes) label map (I, J, K); target voxels outside the model grid are 0.
     """
-    axes, scale, offset = separable_mapping(target_affine, model_affine)
     target_shape = tuple(int(n) for n in target_shape)
     dtype = torch.uint8 if probabilities.shape[0] <= 256 else torch.int16
+    try:
+        axes, scale, offset = separable_mapping(target_affine, model_affine)
+    except ValueError:  # rotated grids
+        return _rotated_labels(probabilities, model_affine, target_shape, target_affine, dtype)
     volume = probabilities.permute(0, *(1 + axes).tolist())  # the model grid in target axis order: a view, no copy
     samples = [_linear_weights(scale[a] * np.arange(target_shape[a]) + offset[a], volume.shape[1 + a])
                for a in range(3)]
@@ -66,6 +73,16 @@ def labels_on_target_grid(
         slab = _interpolate_slab(volume, samples, part).max(dim=-1).indices.to(dtype)  # first maximum wins
         slab[~(samples[0][3][part][:, None, None] & inside12[None])] = 0
         labels[part] = slab
+    return labels.numpy()
+
+
+def _rotated_labels(probabilities, model_affine, target_shape, target_affine, dtype) -> np.ndarray:
+    """:func:`labels_on_target_grid` for a model grid rotated relative to the target (general trilinear sampling)."""
+    labels = torch.empty(target_shape, dtype=dtype)
+    for rows, values, inside in sample_slabs(probabilities, model_affine, target_shape, target_affine):
+        slab = values.max(dim=0).indices.to(dtype)  # first maximum wins, as on the separable path
+        slab[~inside] = 0
+        labels[rows] = slab
     return labels.numpy()
 
 

@@ -359,6 +359,7 @@ def make_phantom(
     size: int | tuple[int, int, int] = DEFAULT_SIZE,
     spacing: float | tuple[float, float, float] = DEFAULT_SPACING_MM,
     affine: np.ndarray | None = None,
+    fit_to: tuple[tuple[int, int, int], np.ndarray] | None = None,
 ) -> tuple[Volume, Volume]:
     """A random CT phantom and its organ labels.
 
@@ -367,6 +368,8 @@ def make_phantom(
         size: grid size (I, J, K), or one int for a cube.
         spacing: voxel size in mm along i, j, k, or one float; ignored when ``affine`` is given.
         affine: (4, 4) voxel-to-RAS matrix of the grid; default RAS-aligned with the grid centre at RAS (0, 0, 0).
+        fit_to: (shape, affine) of the grid the case is centred on and sized for (default: the grid drawn on). Gives
+            patients of one size on grids of any field of view, e.g. a tilted grid that would otherwise shrink them.
 
     Returns:
         (image, labels): int16 HU and uint8 label volumes (I, J, K) on the same grid; the case is centred on the
@@ -377,7 +380,8 @@ def make_phantom(
         affine = default_affine(shape, np.asarray(_triple(spacing, float)))
     affine = np.array(affine, dtype=np.float64)  # a copy: the volumes must not share the caller's matrix
     case_seed, noise_seed = np.random.SeedSequence(seed).spawn(2)
-    case = fit_to_grid(sample_case(np.random.default_rng(case_seed)), shape, affine)
+    fit_shape, fit_affine = fit_to if fit_to is not None else (shape, affine)
+    case = fit_to_grid(sample_case(np.random.default_rng(case_seed)), fit_shape, fit_affine)
     hu, labels = rasterize(case, shape, affine, noise_rng=np.random.default_rng(noise_seed))
     image_meta = VolumeMeta(modality="CT", description="sslseg synthetic phantom", patient_id=f"synth-{seed}")
     label_meta = VolumeMeta(description="sslseg synthetic phantom labels", patient_id=f"synth-{seed}")
