@@ -14,7 +14,8 @@ from sslseg.data.preprocess import PreprocessSettings
 from sslseg.errors import SSLSegError
 from sslseg.io.scan import find_volumes
 from sslseg.reduce.folder import hash_volume
-from sslseg.reduce.sampling import KeptSlicePatches, kept_on_cache, patch_counts, source_of
+from sslseg.reduce.hash_cache import cached_hashes, hash_file, source_of
+from sslseg.reduce.sampling import KeptSlicePatches, kept_on_cache, patch_counts
 from sslseg.ssl import create_method
 
 
@@ -70,3 +71,31 @@ def test_patch_counts_follow_the_kept_share():
     assert patch_counts(kept, 2).tolist() == [1, 2, 1]  # shares 0.5, 2, 1: 3.5 rounds to 4
     assert patch_counts(kept, 4).tolist() == [1, 4, 2]
     assert patch_counts([np.array([1] + [0] * 99, bool)], 2).tolist() == [1]  # at least one patch
+
+
+def test_slice_hashes_are_kept_beside_the_cache_and_read_back_without_the_source(unlabelled_dir, tmp_path):
+    """A resumed or repeated ``--reduce`` run does not re-read its volumes: the hashes come from the cache folder
+    (shown by moving the source away); a damaged or foreign hash file is recomputed, not trusted."""
+    import dataclasses
+    import shutil
+
+    source_dir = tmp_path / "source"
+    shutil.copytree(unlabelled_dir, source_dir)
+    entries, _ = build_cache(find_volumes(source_dir), tmp_path / "cache", PreprocessSettings(spacing_mm=4.0))
+    entry = entries[0]
+    first = cached_hashes(entry)
+    fresh = hash_volume(source_of(entry))
+    np.testing.assert_array_equal(first.hashes, fresh.hashes)
+    assert hash_file(entry).is_file()
+
+    shutil.move(source_dir, tmp_path / "moved")
+    again = cached_hashes(entry)
+    for field in ("indices", "superior_mm", "hashes"):
+        np.testing.assert_array_equal(getattr(again, field), getattr(fresh, field))
+    assert again.axis == fresh.axis and again.hashes.dtype == np.uint64
+
+    with pytest.raises(SSLSegError):  # another source content: the stored hashes are not used
+        cached_hashes(dataclasses.replace(entry, sha256="0" * 64))
+    shutil.move(tmp_path / "moved", source_dir)
+    hash_file(entry).write_bytes(b"damaged")
+    np.testing.assert_array_equal(cached_hashes(entry).hashes, fresh.hashes)

@@ -5,7 +5,8 @@ anatomy that is centimetres apart next to each other and break the patch's geome
 isotropic spacing the ViT learns from); a patch centred on a kept slice is ordinary anatomy, and its neighbourhood is
 what makes that slice's context. Per training volume:
 
-- the kept slices (original grid, :mod:`~sslseg.reduce.folder`) are mapped to the cached grid (RAS, isotropic,
+- the kept slices (original grid, :mod:`~sslseg.reduce.folder`; the hashes are kept beside the cache,
+  :mod:`~sslseg.reduce.hash_cache`) are mapped to the cached grid (RAS, isotropic,
   cropped) **through physical positions**: cache slice k is kept when the original slice nearest to it along the
   superior axis (RAS S of the slice centres) is kept, so no index is assumed to carry over;
 - each patch's centre along the cache's k (superior) axis is drawn uniformly among the kept cache slices (clamped so
@@ -24,17 +25,11 @@ import numpy as np
 from sslseg.data.cache import CacheEntry
 from sslseg.data.dataset import PatchViewsDataset
 from sslseg.data.patches import crop_window, patch_window
-from sslseg.io.scan import VolumeSource
-from sslseg.reduce.folder import VolumeHashes, hash_volume
+from sslseg.reduce.folder import VolumeHashes
+from sslseg.reduce.hash_cache import cached_hashes
 from sslseg.reduce.greedy import greedy_reduce
 
 log = logging.getLogger(__name__)
-
-
-def source_of(entry: CacheEntry) -> VolumeSource:
-    from pathlib import Path
-
-    return VolumeSource(Path(entry.source), entry.series_uid)
 
 
 def kept_on_cache(entry: CacheEntry, hashed: VolumeHashes, threshold: int) -> np.ndarray:
@@ -92,7 +87,7 @@ def reduced_training_set(entries: list[CacheEntry], threshold: int, patch_size: 
     """The reduced training set and a summary (original and cache slices kept) for the run's events."""
     kept, original_total, original_kept = [], 0, 0
     for entry in entries:
-        hashed = hash_volume(source_of(entry))
+        hashed = cached_hashes(entry)
         original_total += len(hashed.hashes)
         original_kept += int(greedy_reduce(hashed.hashes, threshold).kept.sum())
         kept.append(kept_on_cache(entry, hashed, threshold))
