@@ -339,8 +339,9 @@ def plain_monai(image: str, model_dir: str, out_dir: str) -> None:
     post(data)
 
 
-def time_one_window(model_dir: str) -> None:
-    """Print ``fp32 S`` then ``bf16 S``: one window's forward pass (softmax included), as our path runs it."""
+def window_model(model_dir: str):
+    """(model, one window batch (1, 1, S, S, S)) on the CPU in fp32, this process's malloc tuned as ``sslseg segment``
+    tunes it."""
     import torch
 
     from sslseg.package.model_package import load_model_package
@@ -349,15 +350,22 @@ def time_one_window(model_dir: str) -> None:
     tune_process_malloc()
     segmenter = Segmenter(load_model_package(model_dir), SegmentOptions(device="cpu", amp="off"))
     size = segmenter.preset.img_size
-    batch = torch.rand(1, 1, size, size, size)
+    return segmenter.model, torch.rand(1, 1, size, size, size)
+
+
+def time_one_window(model_dir: str) -> None:
+    """Print ``fp32 S`` then ``bf16 S``: one window's forward pass (softmax included), as our path runs it."""
+    import torch
+
+    model, batch = window_model(model_dir)
     with torch.no_grad():
-        torch.softmax(segmenter.model(batch), 1)  # warm-up (fp32)
+        torch.softmax(model(batch), 1)  # warm-up (fp32)
         start = time.perf_counter()
-        torch.softmax(segmenter.model(batch), 1)
+        torch.softmax(model(batch), 1)
         print(f"fp32 {time.perf_counter() - start:.4f}", flush=True)
         start = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            logits = segmenter.model(batch)
+            logits = model(batch)
         torch.softmax(logits.float(), 1)
         print(f"bf16 {time.perf_counter() - start:.4f}", flush=True)
 

@@ -40,13 +40,18 @@ def one_hot(labels, classes):
     return torch.nn.functional.one_hot(torch.from_numpy(labels.astype(np.int64)), classes).permute(3, 0, 1, 2).float()
 
 
-@pytest.fixture(scope="module")
-def scene():
+def phantom_scene(shape, affine) -> tuple:
+    """(truth on TARGET, one-hot "prediction" on the model grid ``shape``/``affine``, that affine): the phantom drawn
+    on both grids."""
     case = fit_to_grid(sample_case(np.random.default_rng(11)), TARGET_SHAPE, TARGET_AFFINE)
     _, truth = rasterize(case, TARGET_SHAPE, TARGET_AFFINE)
-    shape, affine = model_grid(TARGET_SHAPE, TARGET_AFFINE, (3.0, 3.0, 5.0))
     _, on_model = rasterize(case, shape, affine)
     return truth, one_hot(on_model, len(ORGAN_LABELS) + 1), affine
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return phantom_scene(*model_grid(TARGET_SHAPE, TARGET_AFFINE, (3.0, 3.0, 5.0)))
 
 
 def test_model_grid_is_ras_and_separable(scene):
@@ -128,11 +133,7 @@ def deskewed_scene():
     """The phantom drawn on the RAS-aligned grid that covers the oblique TARGET (what deskewing gives the model)."""
     from sslseg.data.deskew import ras_aligned_grid
 
-    case = fit_to_grid(sample_case(np.random.default_rng(11)), TARGET_SHAPE, TARGET_AFFINE)
-    _, truth = rasterize(case, TARGET_SHAPE, TARGET_AFFINE)
-    shape, affine = ras_aligned_grid(TARGET_AFFINE, TARGET_SHAPE, (3.0, 3.0, 5.0))
-    _, on_model = rasterize(case, shape, affine)
-    return truth, one_hot(on_model, len(ORGAN_LABELS) + 1), affine
+    return phantom_scene(*ras_aligned_grid(TARGET_AFFINE, TARGET_SHAPE, (3.0, 3.0, 5.0)))
 
 
 def test_organs_land_on_their_anatomy_from_a_rotated_model_grid(deskewed_scene):
