@@ -51,13 +51,13 @@ def sample_slabs(source: torch.Tensor, source_affine: np.ndarray, target_shape, 
         i = torch.arange(part.start, part.stop, dtype=torch.float64)
         positions = in_plane[None] + i[:, None, None, None] * index_map[:3, 0]  # (rows, J, K, 3) source indices
         inside = ((positions >= -0.5) & (positions <= size - 0.5)).all(dim=-1)
-        yield part, _sample(source, positions, mode), inside
+        yield part, _sample(source, size, positions, mode), inside
 
 
-def _sample(source: torch.Tensor, positions: torch.Tensor, mode: str) -> torch.Tensor:
+def _sample(source: torch.Tensor, size: torch.Tensor, positions: torch.Tensor, mode: str) -> torch.Tensor:
     """(C, rows, J, K) float32 values of ``source`` (C, X, Y, Z) at ``positions`` (rows, J, K, 3), clamped to the
-    source's extent (border values beyond it); only the block the positions fall in is read."""
-    size = torch.tensor(source.shape[1:], dtype=torch.float64)
+    source's extent ``size`` (X, Y, Z as float64; border values beyond it); only the block the positions fall in is
+    read."""
     clamped = torch.minimum(torch.clamp(positions, min=0.0), size - 1)
     start = torch.clamp(torch.floor(clamped.reshape(-1, 3).min(dim=0).values), min=0).long()
     stop = torch.minimum(torch.ceil(clamped.reshape(-1, 3).max(dim=0).values).long() + 1, size.long())

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -30,6 +29,7 @@ from sslseg.data.fingerprint import content_sha256, source_signature, stable_key
 from sslseg.data.preprocess import PreprocessSettings, preprocess_volume
 from sslseg.errors import SSLSegError
 from sslseg.io.scan import VolumeSource
+from sslseg.package.files import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -78,15 +78,6 @@ class CacheFailure:
 
 def entry_key(source: VolumeSource, settings: PreprocessSettings) -> str:
     return stable_key(source_signature(source), settings.to_dict())
-
-
-def _write_atomic(path: Path, write) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
@@ -141,12 +132,12 @@ class CacheJob:
 
 def write_npy(path: Path, array: np.ndarray) -> None:
     """``array`` as a ``.npy`` file, written atomically (readers memory-map it)."""
-    _write_atomic(path, lambda p: _save_npy(p, array))
+    write_atomically(path, lambda p: _save_npy(p, array))
 
 
 def write_record(path: Path, record: dict) -> None:
     """A cache entry's JSON record, written atomically (its presence marks the entry complete)."""
-    _write_atomic(path, lambda p: p.write_text(json.dumps(record, indent=1), encoding="utf-8"))
+    write_atomically(path, lambda p: p.write_text(json.dumps(record, indent=1), encoding="utf-8"))
 
 
 def _build_or_mark(job: CacheJob) -> None:

@@ -95,15 +95,15 @@ def resample_ras(volume: Volume, spacing_mm, mode: str = "bilinear") -> tuple[np
     """(array (I', J', K') float32, voxel-to-RAS affine) of ``volume`` oriented RAS and resampled to ``spacing_mm``
     (one value or three, mm); ``mode="nearest"`` for label maps. An oblique volume is resampled onto the RAS-aligned
     grid covering it instead (:mod:`~sslseg.data.deskew` says why)."""
-    import torch
-    from monai.data import MetaTensor
-    from monai.transforms import Orientation, Spacing
-
     from sslseg.data.deskew import deskew, is_oblique
 
     pixdim = tuple(float(s) for s in np.broadcast_to(np.asarray(spacing_mm, dtype=np.float64), (3,)))
     if is_oblique(volume.affine):
         return deskew(volume.array, volume.affine, pixdim, mode)
+    import torch
+    from monai.data import MetaTensor
+    from monai.transforms import Orientation, Spacing
+
     with _tracking_meta():
         image = MetaTensor(torch.from_numpy(np.asarray(volume.array, dtype=np.float32))[None],
                            affine=torch.as_tensor(volume.affine, dtype=torch.float64))

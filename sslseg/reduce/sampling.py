@@ -26,8 +26,8 @@ from sslseg.data.cache import CacheEntry
 from sslseg.data.dataset import PatchViewsDataset
 from sslseg.data.patches import crop_window, patch_window
 from sslseg.reduce.folder import VolumeHashes
-from sslseg.reduce.hash_cache import cached_hashes
 from sslseg.reduce.greedy import greedy_reduce
+from sslseg.reduce.hash_cache import cached_hashes
 
 log = logging.getLogger(__name__)
 
