@@ -1,4 +1,7 @@
-"""The vectorised dhash equals imagehash.dhash bit for bit; the slice -> image definition (orientation, grey levels)."""
+"""The vectorised dhash equals imagehash.dhash bit for bit; the slice -> image definition (orientation, grey levels).
+
+Every test runs twice: with the numpy kernel and with the compiled one (:mod:`sslseg.reduce.compiled_sweeps`,
+numba; CI installs it)."""
 
 from __future__ import annotations
 
@@ -7,13 +10,36 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sslseg.errors import SSLSegError
 from sslseg.io import read_volume
+from sslseg.reduce import compiled_sweeps
 from sslseg.reduce.axial import axial_stack, float32_grey_levels, grey_level_affine, slice_image
 from sslseg.reduce.dhash import axial_hashes, stack_hashes, to_hex
 from sslseg.volume import Volume
 
 #: Shapes (H, W) covering both of Pillow's pass orders, upscaling, and axes that are not resampled (W 9 / H 8).
 SHAPES = [(512, 512), (126, 120), (91, 117), (9, 8), (8, 9), (300, 17), (3, 301), (20, 9), (8, 40), (1, 1), (64, 7)]
+
+
+@pytest.fixture(autouse=True, params=["numpy", "compiled"])
+def kernel(request, monkeypatch):
+    """Which first-pass kernel the hashes below use (chosen the way users choose it: SSLSEG_HASH_KERNEL)."""
+    if request.param == "numpy":
+        monkeypatch.setenv("SSLSEG_HASH_KERNEL", "numpy")
+    else:
+        monkeypatch.delenv("SSLSEG_HASH_KERNEL", raising=False)
+        if not compiled_sweeps.available():
+            pytest.skip("numba is not installed (pip install 'sslseg[fast]')")
+    return request.param
+
+
+def test_kernel_choice_and_a_clear_error_without_numba(kernel, monkeypatch):
+    images = np.random.default_rng(4).integers(0, 256, (3, 40, 30)).astype(np.uint8)
+    assert compiled_sweeps.available() == (kernel == "compiled")
+    assert to_hex(stack_hashes(images, kernel="numpy")) == reference(images)
+    monkeypatch.setenv("SSLSEG_HASH_KERNEL", "numpy")
+    with pytest.raises(SSLSegError, match="numba"):
+        stack_hashes(images, kernel="compiled")
 
 
 def reference(images: np.ndarray) -> list[str]:

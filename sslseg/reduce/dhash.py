@@ -5,17 +5,21 @@ and sets bit (r, c) when pixel (r, c + 1) is brighter than pixel (r, c). A hash 
 read row by row into a uint64, first bit most significant: ``int(str(imagehash.dhash(...)), 16)``.
 
 How (:func:`axial_hashes`, :func:`stack_hashes`): the volume is read in its own memory order
-(:func:`~sslseg.reduce.axial.memory_layout`; flips are folded into the weights or applied to the small results) and
-streamed in chunks of ~2**17 voxels (0.5 MB float32, inside L2) cut along an axis that is not summed over. Per
-chunk: voxels -> grey levels (the float32 map proven equal to the float64 definition, else float64), then
-Pillow's first (large) pass as one float32 BLAS product with the split weights
-(:func:`~sslseg.reduce.lanczos.split_weights`), exact integers. The rounding, 8-bit clip and the second (tiny)
-pass run on the (N, H, 9) or (N, 8, W) intermediate in float64, as before.
+(:func:`~sslseg.reduce.axial.memory_layout`; flips are folded into the weights or applied to the small results);
+voxels -> grey levels (the float32 map proven equal to the float64 definition, else float64), then Pillow's
+first (large) pass, exact integers. The rounding, 8-bit clip and the second (tiny) pass run on the (N, H, 9) or
+(N, 8, W) intermediate in float64.
 
-Cost on a 512 x 512 slice: ~262k voxels read once as int16, then 4 float32 passes in L2 (convert, *a, +b, floor;
-~0.2 ms), then 18 x 512 multiply-adds per image row (9 outputs x 2 pieces; 4.7 M per slice, ~0.2 ms in float32
-BLAS). Run with OMP_NUM_THREADS=1: the products are small, and a multi-threaded OpenBLAS on a busy machine makes
-them 10-100x slower; use ``threads=2`` (chunks on two Python threads) instead.
+Two kernels give the same bits (``kernel=``; default: compiled when numba is installed, ``sslseg[fast]``):
+
+- compiled (:mod:`~sslseg.reduce.compiled_sweeps`): one sweep, each voxel read once, its grey level multiplied
+  into Pillow's int32 sums while in a register; ~0.15 ms per 512 x 512 slice (benchmarks ``reduce``);
+- numpy: chunks of ~2**17 voxels (0.5 MB float32, inside L2) cut along an axis that is not summed over, the first
+  pass as one float32 BLAS product with the split weights (:func:`~sslseg.reduce.lanczos.split_weights`). Per
+  512 x 512 slice ~262k voxels read once as int16, then 4 float32 passes in L2 (convert, *a, +b, floor; ~0.2 ms), then
+  18 x 512 multiply-adds per image row (9 outputs x 2 pieces; 4.7 M per slice, ~0.2 ms in float32 BLAS). Run with
+  OMP_NUM_THREADS=1: the products are small, and a multi-threaded OpenBLAS on a busy machine makes them 10-100x
+  slower; use ``threads=2`` (chunks on two Python threads) instead.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from sslseg.errors import SSLSegError
+from sslseg.reduce import compiled_sweeps
 from sslseg.reduce.axial import (AxialStack, float32_grey_levels, grey_level_affine, memory_layout,
                                  slice_extremes)
 from sslseg.reduce.lanczos import (finish_pass, horizontal_pass, join_split, resize_matrix, resize_stack,
@@ -107,11 +113,24 @@ class _GreyLevels:
             out[tuple(cut)] = np.floor(chunk[tuple(cut)] * self.a[n] + self.b[n])
 
 
+def _use_compiled(kernel: str | None) -> bool:
+    """``kernel``: "compiled" (numba, an error without it), "numpy", or None (compiled when available)."""
+    if kernel == "numpy":
+        return False
+    if kernel == "compiled" and not compiled_sweeps.available():
+        raise SSLSegError("The compiled slice hash needs numba, which is not installed (or SSLSEG_HASH_KERNEL=numpy).",
+                          "pip install 'sslseg[fast]', or hash with the numpy kernel")
+    if kernel not in (None, "compiled"):
+        raise ValueError(f"kernel must be 'compiled', 'numpy' or None, not {kernel!r}")
+    return compiled_sweeps.available()
+
+
 def _layout_hashes(data: np.ndarray, order: tuple[int, int, int], flips: tuple[bool, bool, bool],
-                   grey: _GreyLevels, threads: int | None = 1) -> np.ndarray:
+                   grey: _GreyLevels, threads: int | None = 1, compiled: bool = False) -> np.ndarray:
     """(N,) uint64 hashes (images order) of images stored as ``data`` (d0, d1, d2), ``order`` and ``flips`` as
-    returned by :func:`~sslseg.reduce.axial.memory_layout`; ``grey`` turns its voxels into grey levels; chunks
-    are spread over ``threads`` Python threads (run BLAS single-threaded then: OMP_NUM_THREADS=1)."""
+    returned by :func:`~sslseg.reduce.axial.memory_layout`; ``grey`` turns its voxels into grey levels; the
+    first pass runs compiled (:mod:`~sslseg.reduce.compiled_sweeps`) or as chunked BLAS products spread over
+    ``threads`` Python threads (run BLAS single-threaded then: OMP_NUM_THREADS=1)."""
     dims = data.shape
     shape = [0, 0, 0]
     for position, axis in enumerate(order):
@@ -128,11 +147,52 @@ def _layout_hashes(data: np.ndarray, order: tuple[int, int, int], flips: tuple[b
         images = np.transpose(levels, [order.index(axis) for axis in range(3)])
         images = images[tuple(slice(None, None, -1) if flip else slice(None) for flip in flips)]
         return bits_from_small(resize_stack(images, HASH_SIZE + 1, HASH_SIZE))
-    matrix = split_weights(shape[first], first_out)
+    if compiled and compiled_sweeps.exact_in_int32(shape[first], first_out):
+        total = _compiled_sums(data, pf, grey, first_out, flips[first], threads or 1)
+    else:
+        total = _blas_sums(data, order, pf, grey, shape[first], first_out, flips[first], threads or 1)
+    finish_pass(total)  # (.., first_out, ..) in memory order, grey levels 0..255
+    images = np.transpose(total, [order.index(axis) for axis in range(3)])  # (N, H', W')
+    second = 3 - first
+    if flips[second]:
+        images = np.flip(images, axis=second)
+    small = vertical_pass(images, HASH_SIZE) if first == 2 else horizontal_pass(images, HASH_SIZE + 1)
+    hashes = bits_from_small(small)
+    return hashes[::-1].copy() if flips[0] else hashes
+
+
+def _compiled_sums(data: np.ndarray, pf: int, grey: _GreyLevels, out: int, flip: bool, threads: int) -> np.ndarray:
+    """float64 first-pass sums (``data``'s shape, ``out`` on axis ``pf``, ``flip`` as in :func:`_blas_sums`) by
+    the compiled sweep; slices whose float32 grey-level map is not proven exact are redone from the definition."""
+    slices = grey.position
+    if grey.kind == "grey":
+        a, b = np.ones(data.shape[slices], dtype=np.float32), np.zeros(data.shape[slices], dtype=np.float32)
+    elif grey.kind == "f32":
+        a, b = grey.a32, grey.b32
+    else:
+        a, b = grey.a, grey.b
+    total = compiled_sweeps.first_pass(data, pf, slices, a, b, out, flip, threads).astype(np.float64)
+    if grey.kind == "f32" and len(grey.inexact):
+        matrix = resize_matrix(data.shape[pf], out)[::-1 if flip else 1]
+        kept = pf - (pf > slices)  # the summed axis among a slice's two axes
+        for n in grey.inexact:
+            cut = (slice(None),) * slices + (n,)
+            levels = np.floor(data[cut] * grey.a[n] + grey.b[n])  # the definition, float64
+            total[cut] = np.moveaxis(np.tensordot(levels, matrix, axes=([kept], [0])), -1, kept)
+    return total
+
+
+def _blas_sums(data: np.ndarray, order: tuple[int, int, int], pf: int, grey: _GreyLevels, size: int, out: int,
+               flip: bool, threads: int) -> np.ndarray:
+    """float64 first-pass sums (``data``'s shape, ``out`` on axis ``pf``): grey levels chunk by chunk, then exact
+    float32 BLAS products with the split weights (float64 when float32 could round); ``size`` -> ``out`` is the
+    pass, ``flip`` whether its axis runs backwards in memory."""
+    dims = data.shape
+    matrix = split_weights(size, out)
     dtype = np.float32
     if matrix is None:  # float32 could round: exact float64 sums (slower, same result)
-        matrix, dtype = resize_matrix(shape[first], first_out), np.float64
-    if flips[first]:
+        matrix, dtype = resize_matrix(size, out), np.float64
+    if flip:
         matrix = matrix[::-1]
     columns = matrix.shape[1]
     matrix_t = np.ascontiguousarray(matrix.T)
@@ -164,58 +224,59 @@ def _layout_hashes(data: np.ndarray, order: tuple[int, int, int], flips: tuple[b
             else:  # (k, d1, d2 summed) -> (k, d1, columns)
                 np.matmul(buffer.reshape(-1, dims[2]), matrix, out=sums[start:stop].reshape(-1, columns))
 
-    workers = max(1, min(threads or 1, len(starts)))
+    workers = max(1, min(threads, len(starts)))
     if workers == 1:
         run(starts)
     else:  # numpy ufuncs and BLAS release the GIL: contiguous runs of chunks, one per worker
         parts = [list(part) for part in np.array_split(np.asarray(starts), workers)]
         with ThreadPoolExecutor(workers) as pool:
             list(pool.map(run, parts))
-    total = join_split(sums, pf) if dtype == np.float32 else sums
-    finish_pass(total)  # (.., first_out, ..) in memory order, grey levels 0..255
-    images = np.transpose(total, [order.index(axis) for axis in range(3)])  # (N, H', W')
-    second = 3 - first
-    if flips[second]:
-        images = np.flip(images, axis=second)
-    small = vertical_pass(images, HASH_SIZE) if first == 2 else horizontal_pass(images, HASH_SIZE + 1)
-    hashes = bits_from_small(small)
-    return hashes[::-1].copy() if flips[0] else hashes
+    return join_split(sums, pf) if dtype == np.float32 else sums
 
 
 def stack_hashes(images: np.ndarray, a: np.ndarray | None = None, b: np.ndarray | None = None,
-                 threads: int | None = None) -> np.ndarray:
+                 threads: int | None = None, kernel: str | None = None) -> np.ndarray:
     """(n,) uint64 dhash of each image of ``images`` (n, H, W), any strides.
 
     Without ``a``/``b`` the images are already 8-bit grey levels (uint8 or integer-valued); with them (each (n,)),
     ``floor(v * a + b)`` in float64 turns raw voxels into grey levels first (:func:`~sslseg.reduce.axial.scale_into`).
-    ``threads``: worker threads over chunks (default :data:`THREADS`).
+    ``threads``: worker threads (default :data:`THREADS`); ``kernel``: see :func:`axial_hashes`.
     """
+    compiled = _use_compiled(kernel)
     data, order, flips = memory_layout(np.asarray(images))
     if a is None:
-        return _layout_hashes(data, order, flips, _GreyLevels("grey", order.index(0)), threads or THREADS)
+        return _layout_hashes(data, order, flips, _GreyLevels("grey", order.index(0)), threads or THREADS, compiled)
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if flips[0]:
         a, b = a[::-1], b[::-1]
     grey = _GreyLevels("f64", order.index(0), a=np.ascontiguousarray(a), b=np.ascontiguousarray(b))
-    return _layout_hashes(data, order, flips, grey, threads or THREADS)
+    return _layout_hashes(data, order, flips, grey, threads or THREADS, compiled)
 
 
-def axial_hashes(stack: AxialStack, threads: int | None = None) -> np.ndarray:
+def axial_hashes(stack: AxialStack, threads: int | None = None, kernel: str | None = None) -> np.ndarray:
     """(N,) uint64 dhash of each axial slice of ``stack``, per :mod:`~sslseg.reduce.axial`'s definition.
 
     Integer voxels use the float32 grey-level map on the slices where it is proven equal to the definition, the
-    float64 one on the others. ``threads``: worker threads over chunks (default :data:`THREADS`)."""
+    float64 one on the others. ``threads``: worker threads (default :data:`THREADS`). ``kernel``: "compiled"
+    (:mod:`~sslseg.reduce.compiled_sweeps`, needs numba), "numpy", or None: compiled when numba is installed.
+    Both give the same bits."""
+    compiled = _use_compiled(kernel)
     data, order, flips = memory_layout(stack.images)
     position = order.index(0)
-    low, high = slice_extremes(data, position)  # in data's slice order
+    integer = np.issubdtype(data.dtype, np.integer)
+    if compiled and integer and position == 2:
+        low, high = compiled_sweeps.innermost_slice_extremes(data)
+    else:
+        low, high = slice_extremes(data, position)  # in data's slice order
     a, b = grey_level_affine(low, high)
-    if np.issubdtype(data.dtype, np.integer) and data.size >= FLOAT32_MAP_VOXELS * len(low):
+    if integer and data.size >= FLOAT32_MAP_VOXELS * len(low):
         a32, b32, exact = float32_grey_levels(low, high)
         inexact = np.flatnonzero(~exact)
         if len(inexact) <= len(exact) // 4:  # else the slice-by-slice float64 fix-up would cost more
             grey = _GreyLevels("f32", position, a32, b32, a, b, inexact)
-            return _layout_hashes(data, order, flips, grey, threads or THREADS)
-    return _layout_hashes(data, order, flips, _GreyLevels("f64", position, a=a, b=b), threads or THREADS)
+            return _layout_hashes(data, order, flips, grey, threads or THREADS, compiled)
+    return _layout_hashes(data, order, flips, _GreyLevels("f64", position, a=a, b=b), threads or THREADS,
+                          compiled)
 
 
 def hamming(hash_a: np.ndarray | int, hash_b: np.ndarray | int) -> np.ndarray:

@@ -1,0 +1,280 @@
+"""Compiled sweeps over the voxels for the slice hash (optional: numba): per-slice extremes, and grey levels fused
+with Pillow's first LANCZOS pass.
+
+The numpy path (:mod:`~sslseg.reduce.dhash`) makes ~5 passes over every voxel (convert, scale, shift, floor, a
+BLAS product with the weights split in two); on a 512 x 512 slice that is ~0.5-0.7 ms of memory traffic. Here
+each voxel is read once, turned into its grey level (the same float map as the numpy path: float32 where
+:func:`~sslseg.reduce.axial.float32_grey_levels` proved it equal to the definition, else float64; two roundings,
+no fused multiply-add) and multiplied into the outputs whose LANCZOS taps reach it while it is in a register.
+
+The sums are int32, as in Pillow itself (``ImagingResampleHorizontal_8bpc``): grey level (0..255) times integer
+weight (below 2**23); every sum is exact when ``255 * sum(|weights|)`` of each output is below 2**31
+(:func:`exact_in_int32`, true for every LANCZOS downscale; checked anyway). Integer addition is associative, so the
+compiler may spread the taps over SIMD lanes without changing a bit.
+
+numba is optional (``pip install sslseg[fast]``): :func:`available` says whether this path can run;
+``SSLSEG_HASH_KERNEL=numpy`` turns it off. A process compiles each kernel once per voxel type (~1 s), cached on disk
+(``__pycache__`` beside this file, or ``NUMBA_CACHE_DIR``).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+
+import numpy as np
+
+from sslseg.reduce.lanczos import resize_matrix
+
+#: Lines summed together when lines run along memory: one weight load feeds four multiply-adds.
+GROUP = 4
+#: Columns of running sums kept while the summed axis is swept (summed axis not innermost in memory):
+#: 9 outputs x 512 int32 = 18 kB, in L1 with the grey levels.
+BLOCK = 512
+_INT32_LIMIT = float(1 << 31)
+
+
+def available() -> bool:
+    """True when numba is installed and ``SSLSEG_HASH_KERNEL`` is not ``numpy``."""
+    if os.environ.get("SSLSEG_HASH_KERNEL", "").lower() == "numpy":
+        return False
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def exact_in_int32(size: int, out: int) -> bool:
+    """Whether int32 sums of grey levels times Pillow's ``size`` -> ``out`` weights cannot overflow."""
+    return bool(255.0 * np.abs(resize_matrix(size, out)).sum(axis=0).max() < _INT32_LIMIT)
+
+
+def _weights(size: int, out: int, flip: bool) -> np.ndarray:
+    """(size, out) float64 integer weights of Pillow's pass, rows reversed when the axis runs backwards."""
+    matrix = resize_matrix(size, out)
+    return matrix[::-1] if flip else matrix
+
+
+@lru_cache(maxsize=2)
+def _kernels(wide: bool):
+    """(along_lines, across_lines) compiled for a float64 (``wide``) or float32 grey-level map."""
+    import numba
+
+    cast = numba.float64 if wide else numba.float32
+    index = numba.uint64  # unsigned indices: no negative-index wraparound test in the inner loops
+    int32 = numba.int32
+
+    @numba.njit(nogil=True, cache=True)
+    def along_lines(data, a, b, first, count, weights, sums, start, stop):
+        """Lines start..stop of data (L, n) -> sums (L, out): line l's grey levels (a[l], b[l]) times each output's
+        taps ``weights[o, :count[o]]`` from ``first[o]``; GROUP lines at a time."""
+        n = index(data.shape[1])
+        outputs = first.shape[0]
+        levels = np.zeros((GROUP, data.shape[1]), dtype=np.int32)
+        for line0 in range(start, stop, GROUP):
+            rows = min(GROUP, stop - line0)
+            for j in range(rows):
+                line = index(line0 + j)
+                scale, shift = a[line], b[line]
+                for x in range(n):
+                    levels[j, x] = int32(np.floor(cast(data[line, x]) * scale + shift))
+            for o in range(outputs):
+                s0 = int32(0)
+                s1 = int32(0)
+                s2 = int32(0)
+                s3 = int32(0)
+                begin = index(first[o])
+                for t in range(index(count[o])):
+                    w = weights[o, t]
+                    s0 += int32(levels[0, begin + t] * w)
+                    s1 += int32(levels[1, begin + t] * w)
+                    s2 += int32(levels[2, begin + t] * w)
+                    s3 += int32(levels[3, begin + t] * w)
+                sums[index(line0), o] = s0
+                if rows > 1:
+                    sums[index(line0 + 1), o] = s1
+                if rows > 2:
+                    sums[index(line0 + 2), o] = s2
+                if rows > 3:
+                    sums[index(line0 + 3), o] = s3
+
+    @numba.njit(nogil=True, cache=True, inline="always")
+    def grey_row(voxels, scales, shifts, grey):
+        for q in range(index(len(grey))):
+            grey[q] = int32(np.floor(cast(voxels[q]) * scales[q] + shifts[q]))
+
+    @numba.njit(nogil=True, cache=True)
+    def across_lines(data, a, b, low, high, weights, sums, start, stop):
+        """Columns start..stop of data (P, n, Q) -> sums (P, out, Q), summed over n: input x feeds outputs
+        low[x] .. high[x] - 1 with ``weights[x, o]`` (zero outside); coefficients a/b (P, Q). Columns go in blocks
+        of BLOCK so the running sums stay in L1; inputs go in pairs, halving the running sums' loads and stores."""
+        planes, n = data.shape[0], data.shape[1]
+        outputs = sums.shape[1]
+        even = np.empty(BLOCK, dtype=np.int32)
+        odd = np.empty(BLOCK, dtype=np.int32)
+        running = np.empty((outputs, BLOCK), dtype=np.int32)
+        for p in range(planes):
+            for q0 in range(start, stop, BLOCK):
+                width = index(min(BLOCK, stop - q0))
+                base = index(q0)
+                running[:, :] = 0
+                scales, shifts = a[p, base:base + width], b[p, base:base + width]
+                first_grey, second_grey = even[:width], odd[:width]
+                for x in range(0, n - 1, 2):
+                    grey_row(data[p, x, base:base + width], scales, shifts, first_grey)
+                    grey_row(data[p, x + 1, base:base + width], scales, shifts, second_grey)
+                    for o in range(index(min(low[x], low[x + 1])), index(max(high[x], high[x + 1]))):
+                        w0, w1 = weights[x, o], weights[x + 1, o]
+                        row = running[o]  # 1-D views: the loop below vectorises
+                        for q in range(width):
+                            row[q] += int32(first_grey[q] * w0) + int32(second_grey[q] * w1)
+                if n % 2:
+                    x = n - 1
+                    grey_row(data[p, x, base:base + width], scales, shifts, first_grey)
+                    for o in range(index(low[x]), index(high[x])):
+                        w0 = weights[x, o]
+                        row = running[o]
+                        for q in range(width):
+                            row[q] += int32(first_grey[q] * w0)
+                for o in range(outputs):
+                    sums[p, o, base:base + width] = running[o, :width]
+
+    return along_lines, across_lines
+
+
+@lru_cache(maxsize=1)
+def _extremes_kernel():
+    import numba
+
+    @numba.njit(nogil=True, cache=True)
+    def rows_of_slices(data, low, high):
+        """data (R, N), slices innermost (a DICOM series): low/high (N,) start as data[0] and take every row's
+        min/max. Rows of N are short (20 slices: one SIMD register), so the loop runs over runs of ``repeat``
+        rows at once, each voxel against the running extremes of its own slice."""
+        rows, count = data.shape
+        repeat = max(1, 512 // count)
+        width = repeat * count
+        flat = data.reshape(rows * count)
+        lows = np.empty(width, dtype=data.dtype)
+        highs = np.empty(width, dtype=data.dtype)
+        for k in range(repeat):
+            lows[k * count:(k + 1) * count] = low
+            highs[k * count:(k + 1) * count] = high
+        full = (rows // repeat) * width
+        for start in range(0, full, width):
+            run = flat[start:start + width]
+            for i in range(width):
+                lows[i] = min(lows[i], run[i])
+                highs[i] = max(highs[i], run[i])
+        for i in range(full, rows * count):
+            s = i % count
+            low[s] = min(low[s], flat[i])
+            high[s] = max(high[s], flat[i])
+        for i in range(width):
+            s = i % count
+            low[s] = min(low[s], lows[i])
+            high[s] = max(high[s], highs[i])
+
+    return rows_of_slices
+
+
+def innermost_slice_extremes(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-slice (min, max), each (N,), of integer ``data`` (d0, d1, N) C-contiguous with its slices innermost in
+    memory (a DICOM series), in one read; numpy's reductions (:func:`~sslseg.reduce.axial.slice_extremes`) need
+    two and run over rows of only N values. Other layouts: numpy is as fast."""
+    count = data.shape[2]
+    if data.size == 0:
+        empty = np.zeros(count, dtype=data.dtype)
+        return empty, empty.copy()
+    rows = data.reshape(-1, count)
+    low, high = rows[0].copy(), rows[0].copy()
+    _extremes_kernel()(rows, low, high)
+    return low, high
+
+
+@lru_cache(maxsize=64)
+def _bands(size: int, out: int, flip: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per output of the pass: first tap, tap count (both (out,) uint64) and (out, max count) int32 weights, the
+    zeros at either end of each band trimmed."""
+    matrix = _weights(size, out, flip)
+    first = np.zeros(out, dtype=np.uint64)
+    count = np.zeros(out, dtype=np.uint64)
+    for o in range(out):
+        taps = np.flatnonzero(matrix[:, o])
+        if len(taps):
+            first[o], count[o] = taps[0], taps[-1] + 1 - taps[0]
+    weights = np.zeros((out, max(int(count.max()), 1)), dtype=np.int32)
+    for o in range(out):
+        weights[o, :count[o]] = matrix[int(first[o]):int(first[o] + count[o]), o]
+    return first, count, weights
+
+
+@lru_cache(maxsize=64)
+def _reach(size: int, out: int, flip: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per input x of the pass: outputs low[x] .. high[x] - 1 have its nonzero weights (both (size,) int64), and
+    the (size, out) int32 weights."""
+    matrix = _weights(size, out, flip)
+    nonzero = matrix != 0
+    any_output = nonzero.any(axis=1)
+    low = np.where(any_output, nonzero.argmax(axis=1), 0)
+    high = np.where(any_output, out - nonzero[:, ::-1].argmax(axis=1), 0)
+    return low.astype(np.int64), high.astype(np.int64), np.ascontiguousarray(matrix, dtype=np.int32)
+
+
+def _spread(kernel, arguments: tuple, total: int, threads: int) -> None:
+    """Run ``kernel(*arguments, start, stop)`` over 0..total, in ``threads`` contiguous parts (GROUP/BLOCK
+    aligned so parts never share a group); the kernels release the GIL."""
+    step = GROUP if kernel.__name__ == "along_lines" else BLOCK
+    units = -(-total // step)
+    workers = max(1, min(threads, units))
+    bounds = [min(total, step * (units * k // workers)) for k in range(workers + 1)]
+    if workers == 1:
+        kernel(*arguments, 0, total)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda k: kernel(*arguments, bounds[k], bounds[k + 1]), range(workers)))
+
+
+def first_pass(data: np.ndarray, summed: int, slices: int, a: np.ndarray, b: np.ndarray, out: int, flip: bool,
+               threads: int = 1) -> np.ndarray:
+    """int32 sums of the grey levels of ``data`` times Pillow's weights along memory axis ``summed``.
+
+    Args:
+        data: (d0, d1, d2) C-contiguous voxels, any real dtype.
+        summed: memory axis the pass sums over (an image axis); slices: memory axis of the slices (another one).
+        a, b: (d[slices],) grey-level coefficients per slice, both float32 or both float64: the grey level of v is
+            ``floor(v * a + b)`` computed in that type.
+        out: the pass's output size (``d[summed]`` -> ``out``, :func:`exact_in_int32`); flip: whether the image
+            axis runs backwards along memory.
+        threads: worker threads (parts of the lines or columns).
+
+    Returns:
+        int32 array of ``data``'s shape with ``out`` on axis ``summed``.
+    """
+    wide = np.asarray(a).dtype == np.float64
+    along_lines, across_lines = _kernels(wide)
+    coefficient = np.float64 if wide else np.float32
+    size = data.shape[summed]
+    shape = [1, 1, 1]
+    shape[slices] = len(a)
+
+    def per_line(values: np.ndarray) -> np.ndarray:  # data's shape without ``summed``: each line's coefficient
+        full = np.broadcast_to(np.asarray(values, dtype=coefficient).reshape(shape), data.shape)
+        return np.ascontiguousarray(full[(slice(None),) * summed + (0,)])  # a view first: np.take would copy all
+
+    out_shape = list(data.shape)
+    out_shape[summed] = out
+    if summed == 2:  # lines contiguous in memory: a dot product per output and line
+        lines = data.reshape(-1, size)
+        sums = np.empty((len(lines), out), dtype=np.int32)
+        _spread(along_lines, (lines, per_line(a).ravel(), per_line(b).ravel(), *_bands(size, out, flip), sums),
+                len(lines), threads)
+        return sums.reshape(out_shape)
+    d0, d1, d2 = data.shape
+    planes, columns = (1, d1 * d2) if summed == 0 else (d0, d2)
+    sums = np.empty((planes, out, columns), dtype=np.int32)
+    _spread(across_lines, (data.reshape(planes, size, columns), per_line(a).reshape(planes, columns),
+                           per_line(b).reshape(planes, columns), *_reach(size, out, flip), sums), columns, threads)
+    return sums.reshape(out_shape)
