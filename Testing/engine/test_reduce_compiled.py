@@ -30,7 +30,7 @@ LAYOUTS = [((5, 37, 131), 2, 0), ((37, 7, 131), 2, 1), ((131, 41, 6), 0, 2), ((1
 @pytest.mark.parametrize("shape, summed, slices", LAYOUTS)
 @pytest.mark.parametrize("wide", [False, True])
 @pytest.mark.parametrize("flip", [False, True])
-def test_first_pass_equals_grey_levels_times_pillow_weights(shape, summed, slices, wide, flip):
+def test_first_pass_equals_grey_levels_times_pillow_weights(shape, summed, slices, wide, flip, monkeypatch):
     rng = np.random.default_rng(sum(shape) + summed)
     data = rng.integers(-1024, 3071, shape).astype(np.int16)
     low, high = slice_extremes(data, slices)
@@ -42,6 +42,7 @@ def test_first_pass_equals_grey_levels_times_pillow_weights(shape, summed, slice
     expected = definition(data, summed, slices, a, b, out, flip)
     assert sums.dtype == np.int32 and sums.shape == expected.shape
     assert np.array_equal(sums, expected)
+    monkeypatch.setattr(compiled_sweeps, "THREAD_VOXELS", 1)  # small data: split it over threads anyway
     assert np.array_equal(compiled_sweeps.first_pass(data, summed, slices, a, b, out, flip, threads=3), expected)
 
 
@@ -56,9 +57,11 @@ def test_first_pass_reads_any_voxel_type():
 
 
 @pytest.mark.parametrize("shape", [(512, 40, 20), (7, 5, 1), (3, 11, 3), (1, 1, 600), (33, 17, 513), (0, 4, 5)])
-def test_innermost_extremes_equal_numpy(shape):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_innermost_extremes_equal_numpy(shape, threads, monkeypatch):
+    monkeypatch.setattr(compiled_sweeps, "THREAD_VOXELS", 1)
     data = np.random.default_rng(shape[2]).integers(-32768, 32767, shape).astype(np.int16)
-    low, high = compiled_sweeps.innermost_slice_extremes(data)
+    low, high = compiled_sweeps.innermost_slice_extremes(data, threads)
     if data.size == 0:
         assert len(low) == len(high) == shape[2]
         return
@@ -70,3 +73,26 @@ def test_int32_sums_cannot_overflow_for_any_realistic_slice():
     for size in (2, 17, 91, 512, 1024, 4096, 20000):
         for out in (8, 9):
             assert compiled_sweeps.exact_in_int32(size, out)
+
+
+def _child_extremes(data, queue):
+    queue.put(compiled_sweeps.innermost_slice_extremes(data, 2)[0])
+
+
+def test_a_forked_worker_hashes_after_its_parent_used_threads(monkeypatch):
+    """A data-loader worker forked after the parent hashed with threads has none of the parent's pool threads; it
+    must start its own instead of waiting forever."""
+    import multiprocessing
+
+    monkeypatch.setattr(compiled_sweeps, "THREAD_VOXELS", 1)
+    data = np.random.default_rng(0).integers(-100, 100, (50, 40, 20)).astype(np.int16)
+    expected = compiled_sweeps.innermost_slice_extremes(data, 2)[0]
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_child_extremes, args=(data, queue))
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0, "the forked worker hung or failed"
+    assert np.array_equal(queue.get(timeout=5), expected)

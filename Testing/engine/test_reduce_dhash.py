@@ -23,7 +23,9 @@ SHAPES = [(512, 512), (126, 120), (91, 117), (9, 8), (8, 9), (300, 17), (3, 301)
 
 @pytest.fixture(autouse=True, params=["numpy", "compiled"])
 def kernel(request, monkeypatch):
-    """Which first-pass kernel the hashes below use (chosen the way users choose it: SSLSEG_HASH_KERNEL)."""
+    """Which first-pass kernel the hashes below use (chosen the way users choose it: SSLSEG_HASH_KERNEL); threads
+    split even the small test volumes."""
+    monkeypatch.setattr(compiled_sweeps, "THREAD_VOXELS", 1)
     if request.param == "numpy":
         monkeypatch.setenv("SSLSEG_HASH_KERNEL", "numpy")
     else:

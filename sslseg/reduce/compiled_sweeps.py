@@ -32,6 +32,8 @@ GROUP = 4
 #: Columns of running sums kept while the summed axis is swept (summed axis not innermost in memory):
 #: 9 outputs x 512 int32 = 18 kB, in L1 with the grey levels.
 BLOCK = 512
+#: Voxels per worker thread, at least (~0.3 ms of work; a thread pool starts in ~0.1 ms).
+THREAD_VOXELS = 1 << 20
 _INT32_LIMIT = float(1 << 31)
 
 
@@ -180,18 +182,21 @@ def _extremes_kernel():
     return rows_of_slices
 
 
-def innermost_slice_extremes(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def innermost_slice_extremes(data: np.ndarray, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Per-slice (min, max), each (N,), of integer ``data`` (d0, d1, N) C-contiguous with its slices innermost in
     memory (a DICOM series), in one read; numpy's reductions (:func:`~sslseg.reduce.axial.slice_extremes`) need
-    two and run over rows of only N values. Other layouts: numpy is as fast."""
+    two and run over rows of only N values. Other layouts: numpy is as fast. ``threads``: parts of the rows."""
     count = data.shape[2]
     if data.size == 0:
         empty = np.zeros(count, dtype=data.dtype)
         return empty, empty.copy()
     rows = data.reshape(-1, count)
-    low, high = rows[0].copy(), rows[0].copy()
-    _extremes_kernel()(rows, low, high)
-    return low, high
+    workers = max(1, min(threads, len(rows), data.size // THREAD_VOXELS))
+    parts = np.array_split(rows, workers)
+    lows, highs = [part[0].copy() for part in parts], [part[0].copy() for part in parts]
+    kernel = _extremes_kernel()
+    _in_parallel([lambda k=k: kernel(parts[k], lows[k], highs[k]) for k in range(workers)])
+    return np.minimum.reduce(lows), np.maximum.reduce(highs)
 
 
 @lru_cache(maxsize=64)
@@ -223,18 +228,29 @@ def _reach(size: int, out: int, flip: bool) -> tuple[np.ndarray, np.ndarray, np.
     return low.astype(np.int64), high.astype(np.int64), np.ascontiguousarray(matrix, dtype=np.int32)
 
 
-def _spread(kernel, arguments: tuple, total: int, threads: int) -> None:
-    """Run ``kernel(*arguments, start, stop)`` over 0..total, in ``threads`` contiguous parts (GROUP/BLOCK
-    aligned so parts never share a group); the kernels release the GIL."""
-    step = GROUP if kernel.__name__ == "along_lines" else BLOCK
+def _spread(kernel, arguments: tuple, total: int, step: int, threads: int, voxels: int) -> None:
+    """Run ``kernel(*arguments, start, stop)`` over 0..total in up to ``threads`` contiguous parts, cut at
+    multiples of ``step`` (GROUP or BLOCK: parts never share a group); the kernels release the GIL. At most one
+    thread per :data:`THREAD_VOXELS` of the ``voxels`` swept: starting a thread costs more than a small volume."""
     units = -(-total // step)
-    workers = max(1, min(threads, units))
+    workers = max(1, min(threads, units, voxels // THREAD_VOXELS))
     bounds = [min(total, step * (units * k // workers)) for k in range(workers + 1)]
-    if workers == 1:
-        kernel(*arguments, 0, total)
-        return
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda k: kernel(*arguments, bounds[k], bounds[k + 1]), range(workers)))
+    _in_parallel([lambda k=k: kernel(*arguments, bounds[k], bounds[k + 1]) for k in range(workers)])
+
+
+@lru_cache(maxsize=1)
+def _pool(pid: int) -> ThreadPoolExecutor:
+    """One pool per process (``pid``: a forked data-loader worker must not inherit the parent's pool, whose threads
+    it does not have): starting threads per call would cost as much as a small volume's sweep."""
+    return ThreadPoolExecutor(max(2, os.cpu_count() or 2), thread_name_prefix="sslseg-hash")
+
+
+def _in_parallel(calls: list) -> None:
+    """Run ``calls`` (argument-less callables), the first on this thread, the others on the pool; re-raise."""
+    futures = [_pool(os.getpid()).submit(call) for call in calls[1:]]
+    calls[0]()
+    for future in futures:
+        future.result()
 
 
 def first_pass(data: np.ndarray, summed: int, slices: int, a: np.ndarray, b: np.ndarray, out: int, flip: bool,
@@ -270,11 +286,12 @@ def first_pass(data: np.ndarray, summed: int, slices: int, a: np.ndarray, b: np.
         lines = data.reshape(-1, size)
         sums = np.empty((len(lines), out), dtype=np.int32)
         _spread(along_lines, (lines, per_line(a).ravel(), per_line(b).ravel(), *_bands(size, out, flip), sums),
-                len(lines), threads)
+                len(lines), GROUP, threads, data.size)
         return sums.reshape(out_shape)
     d0, d1, d2 = data.shape
     planes, columns = (1, d1 * d2) if summed == 0 else (d0, d2)
     sums = np.empty((planes, out, columns), dtype=np.int32)
     _spread(across_lines, (data.reshape(planes, size, columns), per_line(a).reshape(planes, columns),
-                           per_line(b).reshape(planes, columns), *_reach(size, out, flip), sums), columns, threads)
+                           per_line(b).reshape(planes, columns), *_reach(size, out, flip), sums), columns, BLOCK,
+           threads, data.size)
     return sums.reshape(out_shape)

@@ -33,8 +33,8 @@ from sslseg.errors import SSLSegError
 from sslseg.reduce import compiled_sweeps
 from sslseg.reduce.axial import (AxialStack, float32_grey_levels, grey_level_affine, memory_layout,
                                  slice_extremes)
-from sslseg.reduce.lanczos import (finish_pass, horizontal_pass, join_split, resize_matrix, resize_stack,
-                                   split_weights, vertical_first, vertical_pass)
+from sslseg.reduce.lanczos import (finish_pass, join_split, resize_matrix, resize_stack, split_weights,
+                                   vertical_first)
 
 HASH_SIZE = 8
 #: Voxels per chunk: 2**17 float32 = 0.5 MB, inside L2 with the int16 input.
@@ -152,13 +152,24 @@ def _layout_hashes(data: np.ndarray, order: tuple[int, int, int], flips: tuple[b
     else:
         total = _blas_sums(data, order, pf, grey, shape[first], first_out, flips[first], threads or 1)
     finish_pass(total)  # (.., first_out, ..) in memory order, grey levels 0..255
-    images = np.transpose(total, [order.index(axis) for axis in range(3)])  # (N, H', W')
     second = 3 - first
-    if flips[second]:
-        images = np.flip(images, axis=second)
-    small = vertical_pass(images, HASH_SIZE) if first == 2 else horizontal_pass(images, HASH_SIZE + 1)
-    hashes = bits_from_small(small)
+    small = _second_pass(total, order.index(second), shape[second], HASH_SIZE + 1 if first == 1 else HASH_SIZE,
+                         flips[second])
+    images = np.transpose(small, [order.index(axis) for axis in range(3)])  # (N, 8, 9)
+    hashes = bits_from_small(np.ascontiguousarray(images))
     return hashes[::-1].copy() if flips[0] else hashes
+
+
+def _second_pass(levels: np.ndarray, position: int, size: int, out: int, flip: bool) -> np.ndarray:
+    """Pillow's second pass over memory axis ``position`` of the first pass's grey levels ``levels`` (memory order,
+    float64), ``size`` -> ``out``, rounded and clipped: one matrix product, not one per image."""
+    matrix = resize_matrix(size, out)
+    if matrix is None:  # not resampled, but the hash compares neighbours: the axis must still run forwards
+        return np.flip(levels, axis=position) if flip else levels
+    moved = np.moveaxis(levels, position, 0)
+    flat = moved.reshape(size, -1)  # a copy only when the axis was not outermost (small: ~9 / 512 of the volume)
+    product = matrix[::-1 if flip else 1].T @ flat
+    return np.moveaxis(finish_pass(product).reshape(out, *moved.shape[1:]), 0, position)
 
 
 def _compiled_sums(data: np.ndarray, pf: int, grey: _GreyLevels, out: int, flip: bool, threads: int) -> np.ndarray:
@@ -265,7 +276,7 @@ def axial_hashes(stack: AxialStack, threads: int | None = None, kernel: str | No
     position = order.index(0)
     integer = np.issubdtype(data.dtype, np.integer)
     if compiled and integer and position == 2:
-        low, high = compiled_sweeps.innermost_slice_extremes(data)
+        low, high = compiled_sweeps.innermost_slice_extremes(data, threads or THREADS)
     else:
         low, high = slice_extremes(data, position)  # in data's slice order
     a, b = grey_level_affine(low, high)
