@@ -56,16 +56,19 @@ def test_first_pass_reads_any_voxel_type():
                               definition(data, 2, 0, a, b, 9, False)), dtype
 
 
-@pytest.mark.parametrize("shape", [(512, 40, 20), (7, 5, 1), (3, 11, 3), (1, 1, 600), (33, 17, 513), (0, 4, 5)])
+@pytest.mark.parametrize("shape", [(512, 40, 20), (7, 5, 1), (3, 11, 3), (1, 1, 600), (33, 17, 513), (0, 4, 5),
+                                   (20, 700, 3)])
+@pytest.mark.parametrize("position", [0, 1, 2])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_innermost_extremes_equal_numpy(shape, threads, monkeypatch):
+def test_slice_extremes_equal_numpy(shape, position, threads, monkeypatch):
     monkeypatch.setattr(compiled_sweeps, "THREAD_VOXELS", 1)
+    monkeypatch.setattr(compiled_sweeps, "ONE_READ_SLICE_VOXELS", 1)
     data = np.random.default_rng(shape[2]).integers(-32768, 32767, shape).astype(np.int16)
-    low, high = compiled_sweeps.innermost_slice_extremes(data, threads)
-    if data.size == 0:
-        assert len(low) == len(high) == shape[2]
-        return
-    assert np.array_equal(low, data.min(axis=(0, 1))) and np.array_equal(high, data.max(axis=(0, 1)))
+    low, high = compiled_sweeps.slice_extremes(data, position, threads)
+    assert len(low) == len(high) == shape[position]
+    others = tuple(axis for axis in range(3) if axis != position)
+    if data.size:
+        assert np.array_equal(low, data.min(axis=others)) and np.array_equal(high, data.max(axis=others))
     assert low.dtype == data.dtype
 
 
@@ -76,7 +79,7 @@ def test_int32_sums_cannot_overflow_for_any_realistic_slice():
 
 
 def _child_extremes(data, queue):
-    queue.put(compiled_sweeps.innermost_slice_extremes(data, 2)[0])
+    queue.put(compiled_sweeps.slice_extremes(data, 2, 2)[0])
 
 
 def test_a_forked_worker_hashes_after_its_parent_used_threads(monkeypatch):
@@ -86,7 +89,7 @@ def test_a_forked_worker_hashes_after_its_parent_used_threads(monkeypatch):
 
     monkeypatch.setattr(compiled_sweeps, "THREAD_VOXELS", 1)
     data = np.random.default_rng(0).integers(-100, 100, (50, 40, 20)).astype(np.int16)
-    expected = compiled_sweeps.innermost_slice_extremes(data, 2)[0]
+    expected = compiled_sweeps.slice_extremes(data, 2, 2)[0]
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
     child = context.Process(target=_child_extremes, args=(data, queue))

@@ -42,9 +42,16 @@ CHUNK_VOXELS = 1 << 17
 #: Slices of at least this many voxels use the float32 grey-level map: its check costs ~770 points per slice, which
 #: a smaller slice (e.g. 126 x 120) does not win back (measured: float64 0.030 vs float32 0.035 ms/slice there).
 FLOAT32_MAP_VOXELS = 1 << 16
-#: Default worker threads: ``SSLSEG_HASH_THREADS``, else 1 (the hash is memory-bound; a second thread helps only
-#: on an otherwise idle second core, and pretraining data loaders already use the cores).
-THREADS = int(os.environ.get("SSLSEG_HASH_THREADS", "1"))
+#: Default worker threads: ``SSLSEG_HASH_THREADS``, else the cores (up to 8) for the compiled kernel, which gives a
+#: thread only to ~1 M voxels or more (measured: 2 threads 0.10 against 1 thread 0.15 ms per 512 x 512 slice), and
+#: 1 for the numpy kernel, whose threads compete with BLAS and gain little (0.48 against 0.49 ms).
+THREADS = int(os.environ.get("SSLSEG_HASH_THREADS", "0")) or None
+
+
+def _threads(threads: int | None, compiled: bool) -> int:
+    if threads or THREADS:
+        return int(threads or THREADS)
+    return min(8, os.cpu_count() or 1) if compiled else 1
 
 
 def bits_from_small(small: np.ndarray) -> np.ndarray:
@@ -183,13 +190,13 @@ def _compiled_sums(data: np.ndarray, pf: int, grey: _GreyLevels, out: int, flip:
     else:
         a, b = grey.a, grey.b
     total = compiled_sweeps.first_pass(data, pf, slices, a, b, out, flip, threads).astype(np.float64)
-    if grey.kind == "f32" and len(grey.inexact):
-        matrix = resize_matrix(data.shape[pf], out)[::-1 if flip else 1]
-        kept = pf - (pf > slices)  # the summed axis among a slice's two axes
-        for n in grey.inexact:
-            cut = (slice(None),) * slices + (n,)
-            levels = np.floor(data[cut] * grey.a[n] + grey.b[n])  # the definition, float64
-            total[cut] = np.moveaxis(np.tensordot(levels, matrix, axes=([kept], [0])), -1, kept)
+    if grey.kind == "f32" and len(grey.inexact):  # these slices again, the float64 map (the definition)
+        redo = np.ascontiguousarray(np.take(data, grey.inexact, axis=slices))
+        sums = compiled_sweeps.first_pass(redo, pf, slices, grey.a[grey.inexact], grey.b[grey.inexact], out, flip,
+                                          threads)
+        cut = [slice(None)] * 3
+        cut[slices] = grey.inexact
+        total[tuple(cut)] = sums
     return total
 
 
@@ -251,32 +258,33 @@ def stack_hashes(images: np.ndarray, a: np.ndarray | None = None, b: np.ndarray 
 
     Without ``a``/``b`` the images are already 8-bit grey levels (uint8 or integer-valued); with them (each (n,)),
     ``floor(v * a + b)`` in float64 turns raw voxels into grey levels first (:func:`~sslseg.reduce.axial.scale_into`).
-    ``threads``: worker threads (default :data:`THREADS`); ``kernel``: see :func:`axial_hashes`.
+    ``threads``: worker threads (default: see :data:`THREADS`); ``kernel``: see :func:`axial_hashes`.
     """
     compiled = _use_compiled(kernel)
     data, order, flips = memory_layout(np.asarray(images))
     if a is None:
-        return _layout_hashes(data, order, flips, _GreyLevels("grey", order.index(0)), threads or THREADS, compiled)
+        grey = _GreyLevels("grey", order.index(0))
+        return _layout_hashes(data, order, flips, grey, _threads(threads, compiled), compiled)
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if flips[0]:
         a, b = a[::-1], b[::-1]
     grey = _GreyLevels("f64", order.index(0), a=np.ascontiguousarray(a), b=np.ascontiguousarray(b))
-    return _layout_hashes(data, order, flips, grey, threads or THREADS, compiled)
+    return _layout_hashes(data, order, flips, grey, _threads(threads, compiled), compiled)
 
 
 def axial_hashes(stack: AxialStack, threads: int | None = None, kernel: str | None = None) -> np.ndarray:
     """(N,) uint64 dhash of each axial slice of ``stack``, per :mod:`~sslseg.reduce.axial`'s definition.
 
     Integer voxels use the float32 grey-level map on the slices where it is proven equal to the definition, the
-    float64 one on the others. ``threads``: worker threads (default :data:`THREADS`). ``kernel``: "compiled"
+    float64 one on the others. ``threads``: worker threads (default: see :data:`THREADS`). ``kernel``: "compiled"
     (:mod:`~sslseg.reduce.compiled_sweeps`, needs numba), "numpy", or None: compiled when numba is installed.
     Both give the same bits."""
     compiled = _use_compiled(kernel)
     data, order, flips = memory_layout(stack.images)
     position = order.index(0)
     integer = np.issubdtype(data.dtype, np.integer)
-    if compiled and integer and position == 2:
-        low, high = compiled_sweeps.innermost_slice_extremes(data, threads or THREADS)
+    if compiled and integer:
+        low, high = compiled_sweeps.slice_extremes(data, position, _threads(threads, compiled))
     else:
         low, high = slice_extremes(data, position)  # in data's slice order
     a, b = grey_level_affine(low, high)
@@ -285,8 +293,8 @@ def axial_hashes(stack: AxialStack, threads: int | None = None, kernel: str | No
         inexact = np.flatnonzero(~exact)
         if len(inexact) <= len(exact) // 4:  # else the slice-by-slice float64 fix-up would cost more
             grey = _GreyLevels("f32", position, a32, b32, a, b, inexact)
-            return _layout_hashes(data, order, flips, grey, threads or THREADS, compiled)
-    return _layout_hashes(data, order, flips, _GreyLevels("f64", position, a=a, b=b), threads or THREADS,
+            return _layout_hashes(data, order, flips, grey, _threads(threads, compiled), compiled)
+    return _layout_hashes(data, order, flips, _GreyLevels("f64", position, a=a, b=b), _threads(threads, compiled),
                           compiled)
 
 
