@@ -44,6 +44,27 @@ def test_kernel_choice_and_a_clear_error_without_numba(kernel, monkeypatch):
         stack_hashes(images, kernel="compiled")
 
 
+def test_without_numba_the_numpy_kernel_hashes_and_compiled_is_refused_clearly():
+    """A machine without numba (Slicer's Python, a plain install): the same hashes, and a clear message when the
+    compiled kernel is asked for by name."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['numba'] = None\n"
+            "import numpy as np\n"
+            "from sslseg.errors import SSLSegError\n"
+            "from sslseg.reduce.dhash import stack_hashes, to_hex\n"
+            "images = np.random.default_rng(4).integers(0, 256, (3, 40, 30)).astype(np.uint8)\n"
+            "print(' '.join(to_hex(stack_hashes(images))))\n"
+            "try:\n    stack_hashes(images, kernel='compiled')\nexcept SSLSegError as error:\n    print(error)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    hashes, message = done.stdout.splitlines()
+    images = np.random.default_rng(4).integers(0, 256, (3, 40, 30)).astype(np.uint8)
+    assert hashes.split() == reference(images)
+    assert "numba" in message and "sslseg[fast]" in message
+
+
 def reference(images: np.ndarray) -> list[str]:
     return [str(imagehash.dhash(Image.fromarray(image), hash_size=8)) for image in images]
 

@@ -36,20 +36,24 @@ BLOCK = 512
 #: Slices stored outermost with fewer voxels than this stay in cache between numpy's min and max: numpy is faster
 #: there (measured on 126 x 120 slices: 0.014 against 0.017 ms per slice for the whole hash).
 ONE_READ_SLICE_VOXELS = 1 << 16
-#: Voxels per worker thread, at least (~0.3 ms of work; a thread pool starts in ~0.1 ms).
+#: Voxels per worker thread, at least (~0.3 ms of work; handing a part to a pool thread and waiting costs ~0.05 ms).
 THREAD_VOXELS = 1 << 20
 _INT32_LIMIT = float(1 << 31)
 
 
 def available() -> bool:
     """True when numba is installed and ``SSLSEG_HASH_KERNEL`` is not ``numpy``."""
-    if os.environ.get("SSLSEG_HASH_KERNEL", "").lower() == "numpy":
-        return False
+    return os.environ.get("SSLSEG_HASH_KERNEL", "").lower() != "numpy" and _numba_installed()
+
+
+@lru_cache(maxsize=1)
+def _numba_installed() -> bool:  # a failed import is not cached by Python: it would search sys.path every call
+    import importlib.util
+
     try:
-        import numba  # noqa: F401
-    except ImportError:
+        return importlib.util.find_spec("numba") is not None
+    except (ImportError, ValueError):  # ValueError: a module blocked by sys.modules["numba"] = None
         return False
-    return True
 
 
 def exact_in_int32(size: int, out: int) -> bool:
