@@ -59,7 +59,7 @@ def hashing_rows(result: BenchResult) -> None:
                                     f"{count} slices of {shape}", f"{ours * 1e3:.3f} ms/slice",
                                     f"{loop * 1e3:.3f} ms/slice", f"{loop / ours:.1f}x"])
     if "compiled" in kernels:
-        result.rows.append(["compiling the kernels, first use (empty cache)", "one 512x512 int16 volume",
+        result.rows.append(["compiling the kernels, first use (empty cache)", "int16 in both orders, float32",
                             f"{_first_use_seconds():.1f} s", "-", "once per machine (cached on disk)"])
 
 
@@ -102,11 +102,15 @@ def _volumes():
 
 
 def _first_use_seconds() -> float:
-    """Wall time of hashing one small int16 volume in a fresh process with an empty numba cache, minus the same
-    with the cache filled: what a user waits once."""
-    code = ("import time, numpy as np; from sslseg.reduce.dhash import stack_hashes; "
-            "v = np.zeros((2, 512, 512), np.int16); t = time.perf_counter(); "
-            "stack_hashes(v, np.ones(2), np.zeros(2), kernel='compiled'); print(time.perf_counter() - t)")
+    """Wall time of hashing small volumes (int16 slices innermost and outermost, float32) in a fresh process with an
+    empty numba cache, minus the same with the cache filled: what a user waits once."""
+    code = ("import time, numpy as np; from sslseg.reduce.axial import axial_stack; "
+            "from sslseg.reduce.dhash import axial_hashes; from sslseg.volume import Volume; "
+            "v = np.random.default_rng(0).integers(-1024, 3071, (512, 512, 3)).astype(np.int16); "
+            "t = time.perf_counter(); "
+            "[axial_hashes(axial_stack(Volume(a, np.eye(4))), kernel='compiled') "
+            "for a in (np.ascontiguousarray(v), np.asfortranarray(v), v.astype(np.float32))]; "
+            "print(time.perf_counter() - t)")
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache, "OMP_NUM_THREADS": "1"}
         cold, warm = (float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,

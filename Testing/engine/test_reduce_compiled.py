@@ -82,6 +82,7 @@ def _child_extremes(data, queue):
     queue.put(compiled_sweeps.slice_extremes(data, 2, 2)[0])
 
 
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this platform (Windows)")
 def test_a_forked_worker_hashes_after_its_parent_used_threads(monkeypatch):
     """A data-loader worker forked after the parent hashed with threads has none of the parent's pool threads; it
     must start its own instead of waiting forever."""
@@ -99,3 +100,22 @@ def test_a_forked_worker_hashes_after_its_parent_used_threads(monkeypatch):
         child.kill()
     assert child.exitcode == 0, "the forked worker hung or failed"
     assert np.array_equal(queue.get(timeout=5), expected)
+
+
+def test_voxels_the_int32_sums_cannot_take_go_to_numpy_with_the_same_hashes():
+    """NaN voxels (a float slice whose extremes are NaN) and 'grey' images beyond 8 bits would overflow or poison
+    the int32 sums: the compiled kernel hands them to numpy, so both kernels agree."""
+    from sslseg.reduce.axial import axial_stack
+    from sslseg.reduce.dhash import axial_hashes, stack_hashes
+    from sslseg.volume import Volume
+
+    rng = np.random.default_rng(6)
+    floats = rng.normal(0.0, 100.0, (40, 30, 6))
+    floats[3, 4, 2] = np.nan
+    stack = axial_stack(Volume(floats, np.eye(4)))
+    assert np.array_equal(axial_hashes(stack, kernel="compiled"), axial_hashes(stack, kernel="numpy"))
+    wide = rng.integers(0, 3000, (3, 40, 30)).astype(np.int16)
+    assert np.array_equal(stack_hashes(wide, kernel="compiled"), stack_hashes(wide, kernel="numpy"))
+    ones = np.ones(3)
+    assert np.array_equal(stack_hashes(wide, ones, 0 * ones, kernel="compiled"),
+                          stack_hashes(wide, ones, 0 * ones, kernel="numpy"))

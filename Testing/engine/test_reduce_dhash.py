@@ -175,6 +175,33 @@ def test_float_volume_and_ties_use_the_float64_definition(monkeypatch):
     assert to_hex(axial_hashes(stack, threads=2)) == _reference_volume(stack)
 
 
+@pytest.mark.parametrize("superior_first", [False, True])
+def test_ties_with_slices_outermost_and_stored_superior_first(superior_first, monkeypatch):
+    """The per-slice float64 fix-up when the slices are the outermost memory axis, also stored superior-first
+    (the hashes' order is then reversed from memory order)."""
+    monkeypatch.setattr("sslseg.reduce.dhash.FLOAT32_MAP_VOXELS", 1)
+    rng = np.random.default_rng(8)
+    ties = rng.integers(-1000, 900, (8, 50, 40)).astype(np.int16)  # (S, R, A): slices outermost
+    ties[3, 0, 0], ties[3, 1, 1] = -1019, 919
+    ties[6, 0, 0], ties[6, 1, 1] = -1019, 919
+    assert list(np.flatnonzero(~float32_grey_levels(ties.min(axis=(1, 2)), ties.max(axis=(1, 2)))[2])) == [3, 6]
+    affine = np.zeros((4, 4))
+    affine[2, 0] = -2.0 if superior_first else 2.0
+    affine[0, 1], affine[1, 2], affine[3, 3] = 1.0, 1.0, 1.0
+    stack = axial_stack(Volume(ties, affine))
+    assert stack.axis == 0 and (stack.images.strides[0] < 0) == superior_first
+    assert to_hex(axial_hashes(stack)) == _reference_volume(stack)
+    assert to_hex(axial_hashes(stack, threads=2)) == _reference_volume(stack)
+
+
+def test_big_endian_voxels_hash_like_little_endian_ones():
+    """nibabel returns a big-endian NIfTI's voxels as >i2 (the compiled kernel reads only native order)."""
+    voxels = np.random.default_rng(9).integers(-1000, 1000, (60, 50, 5)).astype(np.int16)
+    big = axial_stack(Volume(voxels.astype(">i2"), np.eye(4)))
+    assert to_hex(axial_hashes(big)) == to_hex(axial_hashes(axial_stack(Volume(voxels, np.eye(4)))))
+    assert to_hex(axial_hashes(big)) == _reference_volume(big)
+
+
 def test_float32_grey_map_equals_the_float64_definition_on_every_integer():
     """Exhaustive over lo..hi, for the real CT ranges and random ones (many even spans, i.e. ties)."""
     rng = np.random.default_rng(11)

@@ -47,13 +47,14 @@ def available() -> bool:
 
 
 @lru_cache(maxsize=1)
-def _numba_installed() -> bool:  # a failed import is not cached by Python: it would search sys.path every call
-    import importlib.util
-
+def _numba_installed() -> bool:
+    """Imported once (a failed import is not cached by Python, it would search sys.path on every volume); any
+    failure counts as absent: numba refuses to import beside a numpy newer than it supports."""
     try:
-        return importlib.util.find_spec("numba") is not None
-    except (ImportError, ValueError):  # ValueError: a module blocked by sys.modules["numba"] = None
+        import numba  # noqa: F401
+    except Exception:  # noqa: BLE001 - ImportError, or numba's own version check
         return False
+    return True
 
 
 def exact_in_int32(size: int, out: int) -> bool:

@@ -263,13 +263,33 @@ def stack_hashes(images: np.ndarray, a: np.ndarray | None = None, b: np.ndarray 
     compiled = _use_compiled(kernel)
     data, order, flips = memory_layout(np.asarray(images))
     if a is None:
+        compiled = compiled and data.dtype == np.uint8  # other types: levels 0..255 not guaranteed (int32 sums)
         grey = _GreyLevels("grey", order.index(0))
-        return _layout_hashes(data, order, flips, grey, _threads(threads, compiled), compiled)
+        return _layout_hashes(_native(data, compiled), order, flips, grey, _threads(threads, compiled), compiled)
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if flips[0]:
         a, b = a[::-1], b[::-1]
+    if compiled:
+        low, high = slice_extremes(data, order.index(0))
+        compiled = _levels_in_range(low, high, a, b)
     grey = _GreyLevels("f64", order.index(0), a=np.ascontiguousarray(a), b=np.ascontiguousarray(b))
-    return _layout_hashes(data, order, flips, grey, _threads(threads, compiled), compiled)
+    return _layout_hashes(_native(data, compiled), order, flips, grey, _threads(threads, compiled), compiled)
+
+
+def _levels_in_range(low: np.ndarray, high: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``floor(v * a + b)`` stays within 0..255 for every slice's extremes ``low``/``high`` (N,), all
+    finite: what the compiled kernel's int32 sums assume (NaN voxels or levels beyond 8 bits go to numpy)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        ends = np.floor(np.stack([low * a + b, high * a + b]).astype(np.float64))
+    return bool(np.all(np.isfinite(ends)) and ends.min(initial=0.0) >= 0 and ends.max(initial=0.0) <= 255)
+
+
+def _native(data: np.ndarray, compiled: bool) -> np.ndarray:
+    """``data`` in the machine's byte order when the compiled kernel will read it (numba refuses e.g. ``>i2``, which
+    nibabel gives for big-endian NIfTI files); numpy reads either."""
+    if compiled and not data.dtype.isnative:
+        return data.astype(data.dtype.newbyteorder("="))
+    return data
 
 
 def axial_hashes(stack: AxialStack, threads: int | None = None, kernel: str | None = None) -> np.ndarray:
@@ -283,11 +303,13 @@ def axial_hashes(stack: AxialStack, threads: int | None = None, kernel: str | No
     data, order, flips = memory_layout(stack.images)
     position = order.index(0)
     integer = np.issubdtype(data.dtype, np.integer)
+    data = _native(data, compiled)
     if compiled and integer:
         low, high = compiled_sweeps.slice_extremes(data, position, _threads(threads, compiled))
     else:
         low, high = slice_extremes(data, position)  # in data's slice order
     a, b = grey_level_affine(low, high)
+    compiled = compiled and _levels_in_range(low, high, a, b)  # False only for NaN or infinite voxels
     if integer and data.size >= FLOAT32_MAP_VOXELS * len(low):
         a32, b32, exact = float32_grey_levels(low, high)
         inexact = np.flatnonzero(~exact)
