@@ -4,8 +4,9 @@ MONAI's ``Orientation`` + ``Spacing`` (the tutorials' chain, used for scans that
 voxel axes but keep a scan's rotation, so a model trained on axial scans would see an oblique one (an oblique MR, a
 tilted acquisition) rotated by its tilt. Measured on the test suite's tiny 8-organ model trained on axial phantoms,
 a phantom of the training size tilted by 15, -10 and 20 degrees: mean Dice 0.32 without deskewing (stomach, pancreas
-and gallbladder missed), 0.75 with it, 0.74 for the same phantom untilted. Here the scan is resampled onto the RAS-aligned grid that covers it, so every scan reaches the model the
-way the training scans did; the result is mapped back onto the scan's own grid afterwards (``sample_slabs``).
+and gallbladder missed), 0.75 with it, 0.74 for the same phantom untilted. Here the scan is resampled onto the
+RAS-aligned grid that covers it, so every scan reaches the model the way the training scans did; the result is
+mapped back onto the scan's own grid afterwards (``sample_slabs``).
 
 Scans tilted by at most :data:`MAX_ALIGNED_TILT_DEG` keep the tutorials' chain (one interpolation fewer, and the
 model grid stays a scaled permutation of the scan's, so results map back separably).

@@ -75,15 +75,6 @@ def axial_stack(volume: Volume) -> AxialStack:
     return AxialStack(images, volume.array, slice_axis, indices, superior)
 
 
-def grey_level_coefficients(stack: AxialStack) -> tuple[np.ndarray, np.ndarray]:
-    """(a, b), each (N,) float64: ``u = floor(v * a + b)`` maps each slice's min to 0 and max to 255."""
-    data, order, flips = memory_layout(stack.images)
-    low, high = slice_extremes(data, order.index(0))  # reduced in memory order (fast), slices in data's order
-    if flips[0]:
-        low, high = low[::-1], high[::-1]
-    return grey_level_affine(low, high)
-
-
 def grey_level_affine(low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(a, b), each (N,) float64, from per-slice ``low``/``high`` (N,): the definition's ``a = 255 / (hi - lo)``,
     ``b = 0.5 - lo * a`` (a constant slice: a = 0, b = 0.5)."""

@@ -20,13 +20,13 @@ numba is optional (``pip install sslseg[fast]``): :func:`available` says whether
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import numpy as np
 
 from sslseg.reduce.axial import slice_extremes as numpy_slice_extremes
 from sslseg.reduce.lanczos import resize_matrix
+from sslseg.reduce.thread_pool import in_parallel
 
 #: Lines summed together when lines run along memory: one weight load feeds four multiply-adds.
 GROUP = 4
@@ -201,7 +201,8 @@ def slice_extremes(data: np.ndarray, position: int, threads: int = 1) -> tuple[n
     """Per-slice (min, max), each (N,), of integer ``data`` (d0, d1, d2) C-contiguous whose slices run along memory
     axis ``position``, in one read of each voxel (numpy's reductions, :func:`~sslseg.reduce.axial.slice_extremes`,
     need two, and with slices innermost, a DICOM series, run over rows of only N values). Slices in the middle
-    axis, and small slices outermost (in cache for numpy's second read): numpy's. ``threads``: parts of the rows (innermost) or of the slices (outermost)."""
+    axis, and small slices outermost (in cache for numpy's second read): numpy's. ``threads``: parts of the rows
+    (innermost) or of the slices (outermost)."""
     count = data.shape[position]
     if data.size == 0:
         empty = np.zeros(count, dtype=data.dtype)
@@ -215,12 +216,12 @@ def slice_extremes(data: np.ndarray, position: int, threads: int = 1) -> tuple[n
         flat = data.reshape(count, -1)
         low, high = flat[:, 0].copy(), flat[:, 0].copy()
         bounds = [count * k // workers for k in range(workers + 1)]
-        _in_parallel([lambda k=k: slice_after_slice(flat[bounds[k]:bounds[k + 1]], low[bounds[k]:bounds[k + 1]],
+        in_parallel([lambda k=k: slice_after_slice(flat[bounds[k]:bounds[k + 1]], low[bounds[k]:bounds[k + 1]],
                                                     high[bounds[k]:bounds[k + 1]]) for k in range(workers)])
         return low, high
     parts = np.array_split(data.reshape(-1, count), workers)
     lows, highs = [part[0].copy() for part in parts], [part[0].copy() for part in parts]
-    _in_parallel([lambda k=k: rows_of_slices(parts[k], lows[k], highs[k]) for k in range(workers)])
+    in_parallel([lambda k=k: rows_of_slices(parts[k], lows[k], highs[k]) for k in range(workers)])
     return np.minimum.reduce(lows), np.maximum.reduce(highs)
 
 
@@ -260,22 +261,7 @@ def _spread(kernel, arguments: tuple, total: int, step: int, threads: int, voxel
     units = -(-total // step)
     workers = max(1, min(threads, units, voxels // THREAD_VOXELS))
     bounds = [min(total, step * (units * k // workers)) for k in range(workers + 1)]
-    _in_parallel([lambda k=k: kernel(*arguments, bounds[k], bounds[k + 1]) for k in range(workers)])
-
-
-@lru_cache(maxsize=1)
-def _pool(pid: int) -> ThreadPoolExecutor:
-    """One pool per process (``pid``: a forked data-loader worker must not inherit the parent's pool, whose threads
-    it does not have): starting threads per call would cost as much as a small volume's sweep."""
-    return ThreadPoolExecutor(max(2, os.cpu_count() or 2), thread_name_prefix="sslseg-hash")
-
-
-def _in_parallel(calls: list) -> None:
-    """Run ``calls`` (argument-less callables), the first on this thread, the others on the pool; re-raise."""
-    futures = [_pool(os.getpid()).submit(call) for call in calls[1:]]
-    calls[0]()
-    for future in futures:
-        future.result()
+    in_parallel([lambda k=k: kernel(*arguments, bounds[k], bounds[k + 1]) for k in range(workers)])
 
 
 def first_pass(data: np.ndarray, summed: int, slices: int, a: np.ndarray, b: np.ndarray, out: int, flip: bool,

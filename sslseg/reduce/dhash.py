@@ -25,7 +25,6 @@ Two kernels give the same bits (``kernel=``; default: compiled when numba is ins
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -33,8 +32,9 @@ from sslseg.errors import SSLSegError
 from sslseg.reduce import compiled_sweeps
 from sslseg.reduce.axial import (AxialStack, float32_grey_levels, grey_level_affine, memory_layout,
                                  slice_extremes)
-from sslseg.reduce.lanczos import (finish_pass, join_split, resize_matrix, resize_stack, split_weights,
-                                   vertical_first)
+from sslseg.reduce.lanczos import (finish_pass, join_split, resample_axis, resize_matrix, resize_stack,
+                                   split_weights, vertical_first)
+from sslseg.reduce.thread_pool import in_parallel
 
 HASH_SIZE = 8
 #: Voxels per chunk: 2**17 float32 = 0.5 MB, inside L2 with the int16 input.
@@ -76,8 +76,8 @@ class _GreyLevels:
         self._tiles: dict = {}  # tiled coefficient rows per chunk shape
 
     def _rows(self, name: str, chunk: np.ndarray, offset: int) -> np.ndarray:
-        """``getattr(self, name)[offset:]`` laid out to broadcast against ``chunk`` seen as (chunk.shape[0], rest) — slices on
-        axis 0: a column; else one tiled row, so every numpy loop runs over ``rest`` contiguous values, not over N
+        """``getattr(self, name)[offset:]`` laid out to broadcast against ``chunk`` seen as (chunk.shape[0], rest):
+        slices on axis 0: a column; else one tiled row, so every numpy loop runs over ``rest`` contiguous values, not over N
         (a DICOM series stores slices innermost: N = 20 would make 20-long inner loops)."""
         values = getattr(self, name)[offset:offset + chunk.shape[self.position]]
         if self.position == 0:
@@ -160,23 +160,10 @@ def _layout_hashes(data: np.ndarray, order: tuple[int, int, int], flips: tuple[b
         total = _blas_sums(data, order, pf, grey, shape[first], first_out, flips[first], threads or 1)
     finish_pass(total)  # (.., first_out, ..) in memory order, grey levels 0..255
     second = 3 - first
-    small = _second_pass(total, order.index(second), shape[second], HASH_SIZE + 1 if first == 1 else HASH_SIZE,
-                         flips[second])
+    small = resample_axis(total, order.index(second), HASH_SIZE + 1 if first == 1 else HASH_SIZE, flips[second])
     images = np.transpose(small, [order.index(axis) for axis in range(3)])  # (N, 8, 9)
     hashes = bits_from_small(np.ascontiguousarray(images))
     return hashes[::-1].copy() if flips[0] else hashes
-
-
-def _second_pass(levels: np.ndarray, position: int, size: int, out: int, flip: bool) -> np.ndarray:
-    """Pillow's second pass over memory axis ``position`` of the first pass's grey levels ``levels`` (memory order,
-    float64), ``size`` -> ``out``, rounded and clipped: one matrix product, not one per image."""
-    matrix = resize_matrix(size, out)
-    if matrix is None:  # not resampled, but the hash compares neighbours: the axis must still run forwards
-        return np.flip(levels, axis=position) if flip else levels
-    moved = np.moveaxis(levels, position, 0)
-    flat = moved.reshape(size, -1)  # a copy only when the axis was not outermost (small: ~9 / 512 of the volume)
-    product = matrix[::-1 if flip else 1].T @ flat
-    return np.moveaxis(finish_pass(product).reshape(out, *moved.shape[1:]), 0, position)
 
 
 def _compiled_sums(data: np.ndarray, pf: int, grey: _GreyLevels, out: int, flip: bool, threads: int) -> np.ndarray:
@@ -243,12 +230,8 @@ def _blas_sums(data: np.ndarray, order: tuple[int, int, int], pf: int, grey: _Gr
                 np.matmul(buffer.reshape(-1, dims[2]), matrix, out=sums[start:stop].reshape(-1, columns))
 
     workers = max(1, min(threads, len(starts)))
-    if workers == 1:
-        run(starts)
-    else:  # numpy ufuncs and BLAS release the GIL: contiguous runs of chunks, one per worker
-        parts = [list(part) for part in np.array_split(np.asarray(starts), workers)]
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(run, parts))
+    parts = [list(part) for part in np.array_split(np.asarray(starts), workers)]  # contiguous runs of chunks
+    in_parallel([lambda part=part: run(part) for part in parts])  # numpy ufuncs and BLAS release the GIL
     return join_split(sums, pf) if dtype == np.float32 else sums
 
 

@@ -127,22 +127,19 @@ def vertical_first(height: int, width: int, out_height: int, out_width: int) -> 
     return (height - out_height) > 0 and (height - out_height) > (width - out_width) * 2
 
 
-def horizontal_pass(images: np.ndarray, width: int) -> np.ndarray:
-    """(n, H, W) integer-valued float64 -> (n, H, width), or ``images`` itself when W == width."""
-    n, height, in_width = images.shape
-    matrix = resize_matrix(in_width, width)
+def resample_axis(values: np.ndarray, axis: int, out: int, flip: bool = False) -> np.ndarray:
+    """One of Pillow's passes along ``axis`` of integer-valued float64 ``values`` (any shape): ``size`` -> ``out``
+    pixels, rounded and clipped to 0..255, as one matrix product whatever the axis. ``flip``: the axis runs
+    backwards in memory (its pixels are read last to first). An axis Pillow does not resample (``size == out``)
+    comes back unchanged, but still runs forwards: the hash compares neighbours."""
+    size = values.shape[axis]
+    matrix = resize_matrix(size, out)
     if matrix is None:
-        return images
-    flat = np.ascontiguousarray(images).reshape(n * height, in_width)  # one matrix product, not n
-    return finish_pass(flat @ matrix).reshape(n, height, width)
-
-
-def vertical_pass(images: np.ndarray, height: int) -> np.ndarray:
-    """(n, H, W) integer-valued float64 -> (n, height, W), or ``images`` itself when H == height."""
-    matrix = resize_matrix(images.shape[1], height)
-    if matrix is None:
-        return images
-    return finish_pass(np.matmul(matrix.T, images))
+        return np.flip(values, axis=axis) if flip else values
+    moved = np.moveaxis(values, axis, 0)
+    flat = moved.reshape(size, -1)  # a copy only when the axis was not outermost
+    product = matrix[::-1 if flip else 1].T @ flat
+    return np.moveaxis(finish_pass(product).reshape(out, *moved.shape[1:]), 0, axis)
 
 
 def resize_stack(images: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -150,5 +147,5 @@ def resize_stack(images: np.ndarray, width: int, height: int) -> np.ndarray:
     integer-valued 0..255 (float64 or uint8); returns (n, height, width) float64, integer-valued."""
     out = np.asarray(images, dtype=np.float64)
     if vertical_first(out.shape[1], out.shape[2], height, width):
-        return horizontal_pass(vertical_pass(out, height), width)
-    return vertical_pass(horizontal_pass(out, width), height)
+        return resample_axis(resample_axis(out, 1, height), 2, width)
+    return resample_axis(resample_axis(out, 2, width), 1, height)
