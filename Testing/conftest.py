@@ -8,14 +8,16 @@ sys.path.insert(0, str(TESTING))
 
 from finetune_support import FINETUNE_GRID, FINETUNE_SPACING_MM  # noqa: E402  (after the path is set)
 
-SHARED_DATA = TESTING.parent.parent / "shared" / "data"
+#: Three small real scans with labels, kept in the repository (provenance and licence: Testing/Data/README.md).
+REAL_DATA = TESTING / "Data"
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"the real test data is missing: expected {SHARED_DATA} (../shared/data beside the repository)")
-    return SHARED_DATA
+def real_data() -> Path:
+    """``Testing/Data``: ``ct_upper_abdomen_dicom/``, ``ct_thorax_cta/``, ``mr_abdomen/`` (see its README)."""
+    if not (REAL_DATA / "ct_thorax_cta" / "ct.nii.gz").is_file():
+        pytest.fail(f"the real test data is missing from the checkout: expected {REAL_DATA} (git checkout Testing/Data)")
+    return REAL_DATA
 
 
 # --- pretraining fixtures (issue 3) -----------------------------------------------------------------------------

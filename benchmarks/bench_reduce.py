@@ -2,7 +2,7 @@
 
 - hashing: our vectorised dhash of whole volumes against the per-slice loop (the same grey-level image per slice,
   then ``imagehash.dhash(PIL.Image.fromarray(img), hash_size=8)``); both from the volume already in memory;
-- fraction of slices kept at k = 6 on the real scans in ``../shared/data`` and on a synthetic cohort;
+- fraction of slices kept at k = 6 on the real scans in ``Testing/Data`` and on a synthetic cohort;
 - tiny-preset pretraining, same epochs, with and without ``--reduce 6``: wall time and final validation L1
   (validation is never reduced, so the losses are comparable).
 
@@ -30,7 +30,7 @@ from sslseg.reduce.dhash import axial_hashes
 from sslseg.reduce.folder import reduce_folder
 from sslseg.volume import Volume
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+REAL_DATA = Path(__file__).resolve().parents[1] / "Testing" / "Data"
 REAL = {"CT upper abdomen (DICOM)": "ct_upper_abdomen_dicom/dicom", "CT thorax CTA": "ct_thorax_cta/ct.nii.gz",
         "MR abdomen": "mr_abdomen/mr.nii.gz"}
 EPOCHS = 6
@@ -92,8 +92,8 @@ def _volumes():
     """(label, Volume): the real scans, then a full-length CT (the DICOM's 20 slices x 10, with noise so no two
     are equal) stored slices-innermost (as a DICOM series is read) and slices-outermost (as a NIfTI file is)."""
     for label, path in REAL.items():
-        yield label, read_volume(SHARED / path)
-    dicom = read_volume(SHARED / REAL["CT upper abdomen (DICOM)"])
+        yield label, read_volume(REAL_DATA / path)
+    dicom = read_volume(REAL_DATA / REAL["CT upper abdomen (DICOM)"])
     rng = np.random.default_rng(0)
     tall = np.tile(dicom.array, (1, 1, 10)) + rng.integers(-20, 21, (*dicom.shape[:2], 200)).astype(np.int16)
     affine = dicom.affine.copy()
@@ -119,7 +119,7 @@ def _first_use_seconds() -> float:
 
 
 def kept_rows(result: BenchResult, synthetic: Path) -> None:
-    for label, folder in (("real scans (3 volumes)", SHARED), ("synthetic cohort (6 phantoms)", synthetic)):
+    for label, folder in (("real scans (3 volumes)", REAL_DATA), ("synthetic cohort (6 phantoms)", synthetic)):
         start = time.perf_counter()
         reduction = reduce_folder(folder, 6)
         seconds = time.perf_counter() - start

@@ -21,14 +21,14 @@ def test_help_lists_the_commands():
         assert command in result.stdout
 
 
-def test_info_prints_the_real_dicom_geometry(shared_data):
-    result = sslseg("info", shared_data / "ct_upper_abdomen_dicom" / "dicom", check=True)
+def test_info_prints_the_real_dicom_geometry(real_data):
+    result = sslseg("info", real_data / "ct_upper_abdomen_dicom" / "dicom", check=True)
     assert "512 x 512 x 20 voxels, 0.9766 x 0.9766 x 2 mm, LPS" in result.stdout
     assert "modality CT" in result.stdout
 
 
-def test_info_on_a_labelled_folder_lists_cases_and_label_names(shared_data):
-    result = sslseg("info", shared_data, check=True)
+def test_info_on_a_labelled_folder_lists_cases_and_label_names(real_data):
+    result = sslseg("info", real_data, check=True)
     assert "3 labelled case(s)" in result.stdout
     assert "1 aorta" in result.stdout and "5 liver" in result.stdout
 

@@ -18,17 +18,17 @@ def ramp(slices=6, rows=5, cols=4):
     return (np.arange(slices)[:, None, None] * 100 + np.arange(rows)[None, :, None] * 10 + np.arange(cols)).astype(np.int16)
 
 
-def test_real_series_reads_with_expected_geometry(shared_data):
-    volume = read_volume(shared_data / "ct_upper_abdomen_dicom" / "dicom")
+def test_real_series_reads_with_expected_geometry(real_data):
+    volume = read_volume(real_data / "ct_upper_abdomen_dicom" / "dicom")
     assert volume.shape == (512, 512, 20)
     np.testing.assert_allclose(volume.spacing, (0.977, 0.977, 2.0), atol=0.001)
     assert volume.meta.modality == "CT"
     assert volume.orientation == "LPS"
 
 
-def test_real_labels_lie_on_the_series_grid_and_on_the_anatomy(shared_data):
+def test_real_labels_lie_on_the_series_grid_and_on_the_anatomy(real_data):
     """labels.nii.gz is stored LAS (j reversed) over the same voxel centres; aligned, the liver is liver-dense."""
-    case = shared_data / "ct_upper_abdomen_dicom"
+    case = real_data / "ct_upper_abdomen_dicom"
     image = read_volume(case / "dicom")
     labels = labels_on_image_grid(read_volume(case / "labels.nii.gz"), image, "labels", "dicom")
     liver, spleen = labels.array == 5, labels.array == 1

@@ -98,8 +98,8 @@ def test_datalist_naming_a_missing_file(tmp_path):
         find_labelled_cases(tmp_path / "list.json")
 
 
-def test_one_case_per_folder_like_the_shared_data(shared_data):
-    cases, unlabelled = find_labelled_cases(shared_data)
+def test_one_case_per_folder_like_the_real_data(real_data):
+    cases, unlabelled = find_labelled_cases(real_data)
     assert sorted(c.name for c in cases) == ["ct_thorax_cta", "ct_upper_abdomen_dicom", "mr_abdomen"]
     assert unlabelled == []
     thorax = next(c for c in cases if c.name == "ct_thorax_cta")

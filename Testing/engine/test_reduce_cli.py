@@ -8,11 +8,11 @@ import shutil
 from sslseg.cli.main import main
 
 
-def test_reduce_writes_the_report_and_refuses_to_overwrite(shared_data, tmp_path, capsys):
+def test_reduce_writes_the_report_and_refuses_to_overwrite(real_data, tmp_path, capsys):
     data = tmp_path / "data"
     data.mkdir()
-    shutil.copy(shared_data / "mr_abdomen" / "mr.nii.gz", data / "mr.nii.gz")
-    shutil.copy(shared_data / "ct_thorax_cta" / "ct.nii.gz", data / "ct.nii.gz")
+    shutil.copy(real_data / "mr_abdomen" / "mr.nii.gz", data / "mr.nii.gz")
+    shutil.copy(real_data / "ct_thorax_cta" / "ct.nii.gz", data / "ct.nii.gz")
     out = tmp_path / "report"
     assert main(["reduce", str(data), "--threshold", "6", "--out", str(out)]) == 0
     report = json.loads((out / "reduction.json").read_text())

@@ -84,8 +84,8 @@ def test_smooth_and_constant_images_hash_like_imagehash():
 
 
 @pytest.mark.parametrize("name", ["ct_upper_abdomen_dicom/dicom", "ct_thorax_cta/ct.nii.gz", "mr_abdomen/mr.nii.gz"])
-def test_real_slices_hash_like_imagehash(shared_data, name):
-    stack = axial_stack(read_volume(shared_data / name))
+def test_real_slices_hash_like_imagehash(real_data, name):
+    stack = axial_stack(read_volume(real_data / name))
     images = np.stack([slice_image(stack, n) for n in range(len(stack.indices))])
     assert to_hex(axial_hashes(stack)) == reference(images)
     assert len(set(to_hex(axial_hashes(stack)))) > 1
