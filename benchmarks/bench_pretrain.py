@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.result import BenchResult
+from sslseg.training.compute import cpu_class
 
 #: Synthetic CTs: a 256 x 256 x 160 grid of 1.4 x 1.4 x 2.5 mm (about 0.6-0.9 s of load + resample + scale + crop each
 #: on this CPU; a real 512^2 CT costs 2-4 times more, which only makes the plain loop slower).
@@ -112,7 +113,7 @@ def _ours(spec: dict) -> dict:
     pretrain(PretrainConfig(
         data_dir=spec["data"], out_dir=str(out), preset=spec["preset"], patch_size=spec["patch"],
         batch_size=spec["batch"], epochs=spec["epochs"], seed=0, grad_clip=0.0, val_every=0, val_fraction=0.0,
-        checkpoint_every=0, workers=spec["workers"], events=str(out / "events.jsonl"), overwrite=True,
+        checkpoint_every=0, workers=spec["workers"], events=str(out / "events.jsonl"), overwrite=True, amp="off",
     ))
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     epochs = [e for e in events if e["event"] == "epoch"]
@@ -404,8 +405,9 @@ def _same_objective(steps: int = 6, size: int = 32) -> str:
 def _conclusions(ratios: dict, workers: int, loads: list[float]) -> list[str]:
     notes = [f"Data: {CASES} synthetic CTs {GRID[0]}x{GRID[1]}x{GRID[2]} at {SPACING_MM[0]}x{SPACING_MM[1]}x"
              f"{SPACING_MM[2]} mm (int16 .nii.gz), resampled to 2 mm; {workers} data-loading worker(s) on both sides "
-             "unless stated (ours' default, cores - 1; the tutorial uses 4); fp32 (bf16 is far slower on this AVX2 "
-             "CPU); validation off on both sides; every process with OMP_WAIT_POLICY=PASSIVE unless stated. "
+             "unless stated (ours' default, cores - 1; the tutorial uses 4); fp32 on both sides (`--amp off`, what "
+             f"`--amp auto` trains in on every CPU), CPU class {cpu_class()}; validation off on both sides; every "
+             "process with OMP_WAIT_POLICY=PASSIVE unless stated. "
              "'steady ratio': steady-state samples/s over the plain loop's. 'epoch 1 s' counts from the start of the "
              "run: model set-up, and for ours the cache build (in brackets)."]
     notes.append(f"1-minute load average during the runs: {min(loads):.1f} to {max(loads):.1f} on "

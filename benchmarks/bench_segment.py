@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.result import BenchResult
+from sslseg.training.compute import cpu_class, cpu_has_fast_bf16
 
 MALLOC_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
 VOLUMES = {  # name: (shape, spacing mm)
@@ -42,6 +43,8 @@ VOLUMES = {  # name: (shape, spacing mm)
 PRESETS = ("tiny", "vit-b")
 #: A case whose first run takes less than this (s) is repeated to 3 runs (median reported); slower ones run once.
 CHEAP_S = 40.0
+#: The row of our command in float32 (``--amp off``: what auto gives on CPUs without bf16 instructions).
+OURS_FP32 = "ours fp32 (--amp off)"
 #: bf16 runs whose estimate exceeds this (s) are extrapolated from one timed window instead of run in full.
 BF16_FULL_RUN_LIMIT_S = 90.0
 #: One bf16 window is stopped after this (s): the extrapolation is then a lower bound.
@@ -94,7 +97,8 @@ def _bench_case(folder: Path, image: Path, model: Path, preset: str, volume_name
             "--overwrite"]
     plain = [sys.executable, "-m", "benchmarks.bench_segment", "plain", str(image), str(model), str(out)]
     untuned = ("ours fp32, malloc untuned", ours, {"SSLSEG_MALLOC_TUNING": "0"})
-    variants = [("plain MONAI fp32", plain, {}), ("ours fp32 (default)", ours, {})]  # (label, command, environment)
+    ours_auto, ours = ours, ours + ["--amp", "off"]  # the bf16 row below adds its own --amp
+    variants = [("plain MONAI fp32", plain, {}), (OURS_FP32, ours, {})]  # (label, command, environment)
     variants += {  # what else each case shows, within the time budget
         ("256x256x128", "tiny"): [untuned, ("ours fp32 + GLIBC_TUNABLES", ours, {"GLIBC_TUNABLES": MALLOC_TUNABLES})],
         ("256x256x128", "vit-b"): [untuned, ("plain MONAI fp32 + GLIBC_TUNABLES", plain,
@@ -117,10 +121,18 @@ def _bench_case(folder: Path, image: Path, model: Path, preset: str, volume_name
     for label, _, _ in variants:
         windows = plain_windows if label.startswith("plain") else _windows_text(crop_windows, ours_windows)
         rows.append(_row(volume_name, preset, label, windows, runs[label], plain_s,
-                         agreement if label == "ours fp32 (default)" else "-"))
-    rows.append(_bf16_row(volume_name, preset, window_timing, ours, runs["ours fp32 (default)"], ours_windows,
+                         agreement if label == OURS_FP32 else "-"))
+    rows.append(_bf16_row(volume_name, preset, window_timing, ours_auto, runs[OURS_FP32], ours_windows,
                           crop_windows, plain_s, loads))
     return rows, loads
+
+
+def _auto_inference_mode() -> str:
+    import torch
+
+    from sslseg.training.amp import resolve_amp
+
+    return {"off": "fp32"}.get(mode := resolve_amp("auto", torch.device("cpu"), "inference"), mode)
 
 
 def _row(volume_name, preset, label, windows, runs, plain_s, agreement):
@@ -222,8 +234,9 @@ def _notes(loads: list[float]) -> list[str]:
         "speed-up vs plain = plain median s / this row's median s, same volume and preset, same run.",
         "agreement with plain: share of voxels with the same label inside the body (> -500 HU); random weights, so "
         "this only shows both paths compute the same thing (ours blends probabilities, plain logits).",
-        "bf16: this CPU has no bf16 matrix instructions (see `--amp auto`, which stays fp32 here); rows marked "
-        "extrapolated were not run in full.",
+        f"bf16: this CPU is of class {cpu_class()} ({'with' if cpu_has_fast_bf16() else 'without'} bf16 matrix "
+        f"instructions); `--amp auto` segments in {_auto_inference_mode()} here. Rows marked extrapolated were "
+        "not run in full.",
         f"load: mean 1-minute load average during the measurements {statistics.mean(loads):.1f} on {cores} cores "
         f"(max {max(loads):.1f}); above {cores} other processes were competing for the CPU and times are inflated.",
     ]
@@ -357,14 +370,18 @@ def time_one_window(model_dir: str) -> None:
     """Print ``fp32 S`` then ``bf16 S``: one window's forward pass (softmax included), as our path runs it."""
     import torch
 
+    from sslseg.training.amp import Precision
+
     model, batch = window_model(model_dir)
     with torch.no_grad():
         torch.softmax(model(batch), 1)  # warm-up (fp32)
         start = time.perf_counter()
         torch.softmax(model(batch), 1)
         print(f"fp32 {time.perf_counter() - start:.4f}", flush=True)
+        precision = Precision("bf16", "cpu")
+        precision.prepare(model)  # as `--amp bf16` runs it: norms and attention softmax in float32
         start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with precision.autocast():
             logits = model(batch)
         torch.softmax(logits.float(), 1)
         print(f"bf16 {time.perf_counter() - start:.4f}", flush=True)

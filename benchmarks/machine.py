@@ -6,15 +6,15 @@ import os
 import platform
 from importlib import metadata
 
+from sslseg.training.compute import cpu_class, cpu_model
 
-def cpu_model() -> str:
+
+def torch_threads() -> int | str:
     try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        import torch
+    except ImportError:
+        return "no torch"
+    return torch.get_num_threads()
 
 
 def memory_gib() -> float:
@@ -53,7 +53,8 @@ def describe() -> list[str]:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     libraries = ", ".join(f"{k} {v}" for k, v in versions().items())
     return [
-        f"- CPU: {cpu_model()}, {cores} cores available, {memory_gib():.0f} GiB RAM",
+        f"- CPU: {cpu_model()} (class {cpu_class()}), {cores} cores available, {torch_threads()} torch threads, "
+        f"{memory_gib():.0f} GiB RAM",
         f"- GPU: {gpu()}",
         f"- Python {platform.python_version()}, {platform.system()} {platform.release()}",
         f"- Libraries: {libraries}",

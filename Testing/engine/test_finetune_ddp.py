@@ -26,7 +26,7 @@ def free_port() -> int:
 def test_two_gloo_processes_match_one_process_with_the_same_global_batch(labelled_dir, tmp_path, run_finetune):
     common = ["--encoder", "none", "--preset", "tiny", "--patch-size", "32", "--feature-size", "8",
               "--crops-per-volume", "2", "--spacing", "6", "6", "6", "--workers", "0", "--epochs", "2",
-              "--val-fraction", "0.34", "--cache", str(tmp_path / "cache"), "--events", os.devnull]
+              "--val-fraction", "0.34", "--amp", "off", "--cache", str(tmp_path / "cache"), "--events", os.devnull]
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
                "--master-port", str(free_port()), "-m", "sslseg", "finetune", str(labelled_dir),
                "--out", str(tmp_path / "two"), "--batch-size", "1", *common]

@@ -54,8 +54,9 @@ def add_run_options(parser, d, folder: str, seeded: str, cached: str) -> None:
     parser.add_argument("--device", default=d.device,
                         help="auto (CUDA, then Apple MPS, then CPU), cuda, cuda:N, mps or cpu (default auto)")
     parser.add_argument("--amp", default=d.amp, choices=("auto", "bf16", "fp16", "off"),
-                        help="mixed precision: auto = bf16 on recent GPUs, fp16 on older ones, off on CPUs without "
-                        "bf16 instructions (where bf16 is far slower) (default auto)")
+                        help="mixed precision: auto = bf16 on recent GPUs, fp16 on older ones, off (float32) on every "
+                        "CPU, where bf16 training was measured to change the result; $SSLSEG_AMP replaces auto "
+                        "(default auto)")
     parser.add_argument("--seed", type=int, default=d.seed,
                         help=f"seeds initialisation, {seeded} and order: same seed, same run (default {d.seed})")
     parser.add_argument("--workers", type=non_negative_int, metavar="N",

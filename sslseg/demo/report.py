@@ -7,6 +7,7 @@ import platform
 from pathlib import Path
 
 from sslseg.demo.pipeline import DemoContext
+from sslseg.training.compute import cpu_class, cpu_model
 
 #: Artefacts listed in the report, in this order, with what each is.
 ARTEFACTS = (
@@ -44,7 +45,8 @@ def _setting_lines(context: DemoContext) -> list[str]:
     o = context.options
     device = o.get("device_used", o["device"])
     return [f"Preset {o['preset']}, patch {o['patch_size']}^3, device {device}; machine: {platform.machine()}, "
-            f"{torch.get_num_threads()} torch threads, torch {torch.__version__}."]
+            f"CPU {cpu_model()} (class {cpu_class()}), {torch.get_num_threads()} torch threads, torch "
+            f"{torch.__version__}. Precision of each stage below (`--amp auto`: see the README's precision rule)."]
 
 
 def _relative(context: DemoContext, path: Path) -> str:

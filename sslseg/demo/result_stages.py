@@ -13,6 +13,7 @@ from sslseg.io.label_map_io import read_label_map
 from sslseg.io.label_map_writer import write_label_map
 from sslseg.io.volume_io import read_volume
 from sslseg.reporting.overlay import write_overlay_png
+from sslseg.training.compute import compute_summary
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,9 @@ def segment_unseen(context: DemoContext) -> None:
     write_label_map(labels, segmenter.table, path)
     organs = present_organs(labels.array, segmenter.table)
     context.artefacts["segmentation"] = path
-    context.lines["segment"] = [f"- segmented the unseen case on {segmenter.device}: {len(organs)} organ(s) found "
-                                f"({', '.join(organs) or 'none'}), largest component per organ kept"]
+    context.lines["segment"] = [f"- segmented the unseen case on {compute_summary(segmenter.compute)}: "
+                                f"{len(organs)} organ(s) found ({', '.join(organs) or 'none'}), largest component per "
+                                "organ kept"]
     context.options["device_used"] = str(segmenter.device)
     print("\n".join(context.lines["segment"]))
 

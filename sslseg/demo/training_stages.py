@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from sslseg.demo.pipeline import DemoContext
+from sslseg.training.compute import compute_summary
 from sslseg.training.run_dir import LOSS_CURVE
 
 #: Fine-tuning settings for a CPU demo: AdamW lr 3e-3 (the tutorial's 1e-4 needs thousands of steps), 2 crops per
@@ -29,7 +30,8 @@ def pretrain_encoder(context: DemoContext) -> None:
     context.lines["pretrain"] = [
         f"- pretraining ({config.method}, preset {config.preset}, patch {config.patch_size}^3): "
         f"{summary['epochs_done']} epochs, {summary['steps']} steps, final training loss {summary['train_loss']:.4f}"
-        + (f", validation loss {summary['val_loss']:.4f}" if summary.get("val_loss") is not None else ""),
+        + (f", validation loss {summary['val_loss']:.4f}" if summary.get("val_loss") is not None else "")
+        + f"; {compute_summary(summary['compute'])}",
     ]
     print("\n".join(context.lines["pretrain"]))
 
@@ -55,6 +57,7 @@ def finetune_model(context: DemoContext) -> None:
     context.lines["finetune"] = [
         f"- fine-tuning UNETR from the pretrained encoder ({summary['encoder_transferred']} tensors transferred): "
         f"{summary['epochs_done']} epochs, {summary['steps']} steps"
-        + (f", best validation Dice {best:.3f} at step {summary['best_step']}" if best is not None else ""),
+        + (f", best validation Dice {best:.3f} at step {summary['best_step']}" if best is not None else "")
+        + f"; {compute_summary(summary['compute'])}",
     ]
     print("\n".join(context.lines["finetune"]))

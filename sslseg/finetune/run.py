@@ -29,7 +29,8 @@ from sslseg.package.model_package import CARD_NAME, WEIGHTS_NAME, save_model_pac
 from sslseg.segmentation.preprocess import SegmentationPreprocessing
 from sslseg.ssl.base import LossOutput
 from sslseg.training import distributed, run_dir
-from sslseg.training.amp import Precision, resolve_amp
+from sslseg.training.compute import describe_compute
+from sslseg.training.amp import Precision, full_precision, resolve_amp
 from sslseg.training.checkpoint import save_checkpoint
 from sslseg.training.loop import LoopConfig, TrainParts, TrainState, planned_steps
 from sslseg.training.plots import plot_loss_curve, plot_metric_curve
@@ -90,7 +91,8 @@ def _run(config: FinetuneConfig, session: Session) -> dict:
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
                                   weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)  # constant, as the tutorial
-    precision = Precision(resolve_amp(config.amp, device), device.type)
+    precision = Precision(resolve_amp(config.amp, device, "train"), device.type)
+    precision.prepare(model)
     identity = {**config.identity(), "encoder": encoder.get("weights_sha256") or encoder.get("sha256") or "random",
                 "labels": cases.labels.to_json()}
     state = TrainState()
@@ -118,7 +120,8 @@ def _run(config: FinetuneConfig, session: Session) -> dict:
     )
     loop_config = LoopConfig(epochs=config.epochs, max_steps=config.max_steps, grad_clip=config.grad_clip,
                              val_every=config.val_every, checkpoint_every=config.checkpoint_every, stage="finetune")
-    start = {"stage": "finetune", "device": str(device), "amp": precision.mode, "processes": dist.world_size,
+    compute = describe_compute(device, precision.mode)
+    start = {"stage": "finetune", **compute, "processes": dist.world_size,
              "train_cases": len(cases.train), "val_cases": len(cases.val), "skipped": len(cases.skipped),
              "labels": cases.labels.to_json(), "steps_per_epoch": sampler.steps_per_epoch,
              "total_steps": planned_steps(loop_config, sampler.steps_per_epoch), "resumed_at_step": state.step,
@@ -127,7 +130,7 @@ def _run(config: FinetuneConfig, session: Session) -> dict:
     # a stop at an epoch end keeps that epoch's checkpoint, whose plots may have been skipped
     state = train_reporting(session, parts, state, loop_config, start, preset.img_size, config.batch_size,
                             on_stop=outputs.plot)
-    return report_done(session, outputs.finish(state, model))
+    return report_done(session, {**outputs.finish(state, model), "compute": compute})
 
 
 def _model(config: FinetuneConfig, choice: EncoderChoice, out_channels: int, device):
@@ -153,7 +156,9 @@ def _dice_ce_loss():
     def compute(model, batch: dict) -> LossOutput:
         images = batch["image"].flatten(0, 1)  # (B, N, 1, S, S, S) -> (B*N, 1, S, S, S)
         labels = batch["label"].flatten(0, 1).long()
-        return LossOutput(loss(model(images), labels), {})
+        logits = model(images)
+        with full_precision(logits):
+            return LossOutput(loss(logits.float(), labels), {})
 
     return compute
 
@@ -194,7 +199,8 @@ class _Outputs:
                     c.crops_per_volume, "patch_size": self.preset.img_size, "optimizer": "AdamW", "lr": c.lr,
                     "weight_decay": c.weight_decay, "grad_clip": c.grad_clip,
                     "loss": "monai DiceCELoss(to_onehot_y=True, softmax=True)", "augmentation": AUGMENTATION,
-                    "seed": c.seed, "amp": self.precision.mode, "processes": self.dist.world_size}
+                    "seed": c.seed, "amp": self.precision.mode, "processes": self.dist.world_size,
+                    "compute": describe_compute(self.precision.device_type, self.precision.mode)}
         validation = validation_card(validated, [case.name for case in self.cases.val], self.preset.img_size,
                                      c.overlap) if validated else None
         card = model_card(self.preset, c.feature_size, self.cases.labels, preprocessing_settings(c), self.encoder,

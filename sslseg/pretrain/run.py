@@ -35,6 +35,7 @@ from sslseg.ssl import create_method
 from sslseg.training import distributed
 from sslseg.training.amp import Precision, resolve_amp
 from sslseg.training.checkpoint import save_checkpoint
+from sslseg.training.compute import describe_compute
 from sslseg.training.loop import LoopConfig, TrainParts, TrainState, planned_steps
 from sslseg.training.plots import plot_loss_curve
 from sslseg.training.seeding import seed_everything
@@ -112,7 +113,8 @@ def _run(config: PretrainConfig, session: Session) -> dict:
     data = load_data(config, out, workers, dist)
 
     model, optimizer, scheduler = _model_and_optimiser(config, method, preset, device)
-    precision = Precision(resolve_amp(config.amp, device), device.type)
+    precision = Precision(resolve_amp(config.amp, device, "train"), device.type)
+    precision.prepare(model)
     state = TrainState()
     if config.resume:
         state = restore_checkpoint(out / run_dir.CHECKPOINT, config.identity(), data.fingerprint(), dist, model,
@@ -141,7 +143,8 @@ def _run(config: PretrainConfig, session: Session) -> dict:
         on_checkpoint=lambda st, reason: outputs.checkpoint(st, reason, model, optimizer, scheduler),
     )
     total = planned_steps(loop_config, sampler.steps_per_epoch)
-    start = {"stage": "pretrain", "device": str(device), "amp": precision.mode, "processes": dist.world_size,
+    compute = describe_compute(device, precision.mode)
+    start = {"stage": "pretrain", **compute, "processes": dist.world_size,
              "train_volumes": len(data.train), "val_volumes": len(data.val), "skipped": len(data.skipped),
              "steps_per_epoch": sampler.steps_per_epoch, "total_steps": total, "resumed_at_step": state.step,
              "global_batch": sampler.global_batch, "patch_size": preset.img_size}
@@ -150,7 +153,7 @@ def _run(config: PretrainConfig, session: Session) -> dict:
     # a stop at an epoch end keeps that epoch's checkpoint, whose plot may have been skipped
     state = train_reporting(session, parts, state, loop_config, start, preset.img_size, config.batch_size,
                             on_stop=outputs.plot)
-    return report_done(session, outputs.finish(state, model))
+    return report_done(session, {**outputs.finish(state, model), "compute": compute})
 
 
 def _training_set(config: PretrainConfig, data: Data, preset, method):
@@ -218,7 +221,8 @@ class _Outputs:
                     "global_batch": self.sampler.global_batch, "patches_per_volume": self.config.patches_per_volume,
                     "optimizer": "AdamW", "lr": self.config.lr, "weight_decay": self.config.weight_decay,
                     "warmup_steps": self.config.warmup_steps, "grad_clip": self.config.grad_clip,
-                    "seed": self.config.seed, "amp": self.precision.mode, "processes": self.dist.world_size}
+                    "seed": self.config.seed, "amp": self.precision.mode, "processes": self.dist.world_size,
+                    "compute": describe_compute(self.precision.device_type, self.precision.mode)}
         results = {"train_loss": last.get("train_loss"), "val_loss": last.get("val_loss"),
                    "last_step_loss": state.step_losses[-1][1] if state.step_losses else None}
         card = encoder_card(self.preset, preprocessing, self.method.describe(), training, self.data.fingerprint(),

@@ -44,8 +44,16 @@ class Segmenter:
         self.settings = SegmentationPreprocessing.from_card(package.card["preprocessing"])
         self.model, self.preset = _model_with_weights(package)
         self.device = resolve_device(options.device)
-        self.precision = Precision(resolve_amp(options.amp, self.device), self.device.type)
+        self.precision = Precision(resolve_amp(options.amp, self.device, "inference"), self.device.type)
+        self.precision.prepare(self.model)
         self.model.to(self.device).eval()
+
+    @property
+    def compute(self) -> dict:
+        """Device, CPU class, torch threads, precision (:func:`sslseg.training.compute.describe_compute`)."""
+        from sslseg.training.compute import describe_compute
+
+        return describe_compute(self.device, self.precision.mode)
 
     def segment(self, volume: Volume) -> Volume:
         """Label map (I, J, K) on exactly ``volume``'s grid; values as in :attr:`table`.
@@ -80,10 +88,11 @@ class Segmenter:
         self.model.to(device)
         self.device = device
         try:
-            mode = resolve_amp(self.options.amp, device)
+            mode = resolve_amp(self.options.amp, device, "inference")
         except SSLSegError:  # e.g. fp16, a GPU-only mode: full precision on the CPU
             mode = "off"
         self.precision = Precision(mode, device.type)
+        self.precision.prepare(self.model)
 
 
 #: glibc ``mallopt`` parameters (malloc.h) and the values that the ``GLIBC_TUNABLES`` spelling

@@ -25,6 +25,7 @@ from sslseg.models.vit_autoenc import build_vit_autoenc, encoder_state_dict
 from sslseg.ssl.base import LossOutput, SSLMethod, register_method
 from sslseg.ssl.coarse_views import REFERENCE_PATCH, CoarseViewSettings, build_view_transform, make_view
 from sslseg.ssl.contrastive import MONAI_OVERFLOW_TEMPERATURE, contrastive_loss
+from sslseg.training.amp import full_precision
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +79,14 @@ class InpaintContrastive(SSLMethod):
 
         gt, view1, view2 = batch["gt"], batch["view1"], batch["view2"]
         batch_size = gt.shape[0]
-        both = self.reconstruct(model, torch.cat([view1, view2], dim=0)).float()  # (2B, 1, S, S, S)
-        out1, out2 = both[:batch_size], both[batch_size:]
-        per_sample_l1 = (out1 - gt).abs().flatten(1).mean(dim=1)  # (B,)
-        r = gather(per_sample_l1).mean()
-        cl = contrastive_loss(gather(out1.flatten(1)), gather(out2.flatten(1)), self.temperature)
-        total = r + cl * r
+        both = self.reconstruct(model, torch.cat([view1, view2], dim=0))  # (2B, 1, S, S, S)
+        with full_precision(both):
+            both = both.float()
+            out1, out2 = both[:batch_size], both[batch_size:]
+            per_sample_l1 = (out1 - gt.float()).abs().flatten(1).mean(dim=1)  # (B,)
+            r = gather(per_sample_l1).mean()
+            cl = contrastive_loss(gather(out1.flatten(1)), gather(out2.flatten(1)), self.temperature)
+            total = r + cl * r
         return LossOutput(total, {"reconstruction": float(r.detach()), "contrastive": float(cl.detach())})
 
     def validation_loss(self, model, batch: dict):
@@ -91,8 +94,9 @@ class InpaintContrastive(SSLMethod):
         import torch
 
         with torch.no_grad():
-            out = self.reconstruct(model, batch["view1"]).float()
-            return (out - batch["gt"]).abs().flatten(1).mean(dim=1)
+            out = self.reconstruct(model, batch["view1"])
+            with full_precision(out):
+                return (out.float() - batch["gt"].float()).abs().flatten(1).mean(dim=1)
 
     def encoder_state(self, model) -> dict:
         model = getattr(model, "module", model)  # unwrap DistributedDataParallel
