@@ -122,3 +122,37 @@ def test_the_fine_tuning_loss_is_float32_under_bf16():
     expected = DiceCELoss(to_onehot_y=True, softmax=True)(logits.float(), batch["label"].flatten(0, 1).long())
     assert got.dtype == torch.float32
     torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-7)
+
+
+def _start_event(folder):
+    import json
+
+    events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
+    return next(e for e in events if e["event"] == "start")
+
+
+def test_pretraining_reports_what_ran(unlabelled_dir, pretrain_cache, tmp_path):
+    """The start event, the done summary and the encoder card name the CPU class, torch threads and precision."""
+    import json
+
+    from pretrain_support import run_tiny
+
+    summary = run_tiny(unlabelled_dir, tmp_path / "run", pretrain_cache, epochs=1, max_steps=1, val_every=0)
+    expected = {"device": "cpu", "cpu_class": compute.cpu_class(), "torch_threads": torch.get_num_threads(),
+                "amp": "off"}
+    start = _start_event(tmp_path / "run")
+    card = json.loads((tmp_path / "run" / "encoder.json").read_text())
+    for reported in (start, summary["compute"], card["provenance"]["training"]["compute"]):
+        assert {k: reported[k] for k in expected} == expected
+        assert reported["device_name"] == compute.cpu_model()
+
+
+def test_fine_tuning_reports_what_ran(labelled_dir, tmp_path, run_finetune):
+    import json
+
+    summary = run_finetune(labelled_dir, tmp_path / "model", epochs=1, max_steps=1, val_every=0,
+                           cache_dir=str(tmp_path / "cache"))
+    card = json.loads((tmp_path / "model" / "model.json").read_text())
+    for reported in (_start_event(tmp_path / "model"), summary["compute"], card["provenance"]["training"]["compute"]):
+        assert (reported["cpu_class"], reported["amp"], reported["torch_threads"]) == \
+            (compute.cpu_class(), "off", torch.get_num_threads())
