@@ -101,12 +101,12 @@ class Precision:
         return torch.autocast(device_type=self.device_type, dtype=self.dtype)
 
     def prepare(self, model):
-        """``model`` with its normalisation and attention softmax kept in float32 when a mixed mode is on
+        """``model`` with fused attention (softmax accumulated in float32) when a mixed mode is on
         (:mod:`sslseg.training.fp32_islands`); untouched when off. Returns the model."""
         if self.mode != "off":
-            from sslseg.training.fp32_islands import keep_sensitive_parts_in_fp32
+            from sslseg.training.fp32_islands import use_fused_attention
 
-            keep_sensitive_parts_in_fp32(model, self.device_type)
+            use_fused_attention(model)
         return model
 
 
