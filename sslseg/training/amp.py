@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 CHOICES = ("auto", "bf16", "fp16", "off")
 #: ``auto`` for segmentation on a CPU with bf16 matrix instructions (AVX512-BF16, AMX); decided by the parity
 #: measurements in the module docstring.
-CPU_INFERENCE_WITH_BF16_INSTRUCTIONS = "off"
+CPU_INFERENCE_WITH_BF16_INSTRUCTIONS = "bf16"
 
 
 #: What ``auto`` means for each task (``train``: pretraining and fine-tuning; ``inference``: segmentation).
