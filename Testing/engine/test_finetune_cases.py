@@ -2,10 +2,12 @@
 across files that number organs differently, unnamed label maps trained as label_N, the validation split."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 
+from sslseg.errors import SSLSegError
 from sslseg.finetune import cases as cases_module
 from sslseg.finetune.cases import load_cases
 from sslseg.finetune.label_set import remap
@@ -13,6 +15,7 @@ from sslseg.io import write_volume
 from sslseg.io.pairing import find_labelled_cases, load_case
 from sslseg.io.segnrrd import write_seg_nrrd
 from sslseg.labels import LabelTable
+from sslseg.package.model_package import load_model_package
 from sslseg.segmentation.preprocess import SegmentationPreprocessing, labels_on_model_grid, preprocess_image
 from sslseg.synth.anatomy import ORGAN_LABELS
 from sslseg.synth.phantom import make_phantom
@@ -112,3 +115,69 @@ def test_a_validation_organ_unknown_to_training_is_scored_as_background(tmp_path
 def caplog(caplog):
     caplog.set_level("WARNING")
     return caplog
+
+
+# --- the split is decided per run, never read from the case cache (issue 14) ------------------------------------
+def two_case_msd(labelled_dir, folder):
+    """``folder``: case_000 and case_001 of ``labelled_dir`` in MSD layout; its dataset.json (also a datalist) names
+    case_001 the validation case."""
+    for sub in ("imagesTr", "labelsTr"):
+        (folder / sub).mkdir(parents=True)
+        for name in ("case_000", "case_001"):
+            shutil.copy(labelled_dir / sub / f"{name}.nii.gz", folder / sub / f"{name}.nii.gz")
+    pair = {name: {"image": f"imagesTr/{name}.nii.gz", "label": f"labelsTr/{name}.nii.gz"}
+            for name in ("case_000", "case_001")}
+    listed = json.loads((labelled_dir / "dataset.json").read_text())
+    (folder / "dataset.json").write_text(json.dumps({"labels": listed["labels"], "training": [pair["case_000"]],
+                                                     "validation": [pair["case_001"]]}))
+    return pair
+
+
+def datalist(path, training, validation=()):
+    path.write_text(json.dumps({"training": list(training), "validation": list(validation)}))
+    return path
+
+
+def split_of(model_dir) -> tuple[list[str], list[str]]:
+    """(training case names, validation case names) as the run's model card records them."""
+    cases = load_model_package(model_dir).card["provenance"]["training_cases"]
+    return [c["name"] for c in cases["train"]], [c["name"] for c in cases["val"]]
+
+
+def one_step(run_finetune, data, out, cache, val_fraction):
+    run_finetune(data, out, epochs=1, max_steps=1, val_fraction=val_fraction, cache_dir=str(cache))
+    return split_of(out)
+
+
+def test_a_datalists_split_is_not_read_back_by_a_later_datalist_sharing_the_cache(labelled_dir, tmp_path,
+                                                                                 run_finetune):
+    """Case B validates in the first run; the second datalist trains on A and B: with the shared cache as with a
+    fresh one, it trains on both and validates on none."""
+    pair = two_case_msd(labelled_dir, tmp_path / "data")
+    a, b = (pair["case_000"], pair["case_001"])
+    first = datalist(tmp_path / "data" / "first.json", [a], [b])
+    both = datalist(tmp_path / "data" / "both.json", [a, b])
+    cache = tmp_path / "cache"
+    assert one_step(run_finetune, first, tmp_path / "m1", cache, 0) == (["case_000"], ["case_001"])
+    assert one_step(run_finetune, both, tmp_path / "m2", cache, 0) == (["case_000", "case_001"], [])
+    assert one_step(run_finetune, both, tmp_path / "m3", tmp_path / "fresh", 0) == (["case_000", "case_001"], [])
+
+
+def test_an_msd_folder_is_split_afresh_after_a_run_on_its_dataset_json(labelled_dir, tmp_path, run_finetune):
+    """dataset.json (a datalist naming case_001 for validation) and then the folder itself, sharing one cache (the
+    cases' keys agree: same files, same label table): the folder run holds out nothing at --val-fraction 0."""
+    two_case_msd(labelled_dir, tmp_path / "msd")
+    cache = tmp_path / "cache"
+    assert one_step(run_finetune, tmp_path / "msd" / "dataset.json", tmp_path / "m1", cache, 0) == (
+        ["case_000"], ["case_001"])
+    assert one_step(run_finetune, tmp_path / "msd", tmp_path / "m2", cache, 0) == (["case_000", "case_001"], [])
+    assert one_step(run_finetune, tmp_path / "msd", tmp_path / "m3", tmp_path / "fresh", 0) == (
+        ["case_000", "case_001"], [])
+
+
+def test_a_file_listed_for_training_and_validation_is_refused_naming_it(labelled_dir, tmp_path, run_finetune):
+    pair = two_case_msd(labelled_dir, tmp_path / "data")
+    leaky = datalist(tmp_path / "data" / "leaky.json", [pair["case_000"], pair["case_001"]], [pair["case_001"]])
+    with pytest.raises(SSLSegError, match=r"case_001\.nii\.gz under both training and validation") as error:
+        run_finetune(leaky, tmp_path / "model", epochs=1, max_steps=1, cache_dir=str(tmp_path / "cache"))
+    assert "imagesTr" in str(error.value) and "once" in error.value.hint

@@ -1,10 +1,12 @@
 """Training crops keep the patient's sides: no augmentation may move the right to the left (the liver/spleen and
-left/right kidney labels would then contradict the anatomy)."""
+left/right kidney labels would then contradict the anatomy); and the model card describes the transforms that ran."""
 
 import numpy as np
 import torch
+from monai.transforms import RandFlipd, RandRotate90d
 
 from sslseg.finetune.crops import tutorial_transforms
+from sslseg.package.model_package import load_model_package
 
 SIZE, CROP, DRAWS = 24, 12, 200
 
@@ -27,3 +29,25 @@ def test_no_crop_ever_mirrors_or_turns_left_and_right():
             assert (np.diff(label, axis=0) >= 0).all() and (np.diff(label, axis=(1)) == 0).all(), f"draw {seed}"
             crops += 1
     assert crops == 2 * DRAWS
+
+
+def test_the_card_describes_the_transforms_that_ran(labelled_dir, tmp_path, run_finetune):
+    """Each transform of the training Compose, in order, with its keys, probability and settings: the flips name
+    exactly the spatial axes the RandFlipd objects flip (never left-right), the 90-degree turns their plane."""
+    patch, crops = 32, 2
+    run_finetune(labelled_dir, tmp_path / "model", epochs=1, max_steps=1, val_fraction=0, patch_size=patch,
+                 crops_per_volume=crops)
+    described = load_model_package(tmp_path / "model").card["provenance"]["training"]["augmentation"]
+    ran = tutorial_transforms(patch, crops).transforms
+    assert [d["transform"] for d in described] == [type(t).__name__ for t in ran]
+    for item, transform in zip(described, ran):
+        assert item["keys"] == list(transform.keys) and item.get("prob") == getattr(transform, "prob", None)
+    flips = [d for d in described if d["transform"] == "RandFlipd"]
+    assert [d["spatial_axis"] for d in flips] == [t.flipper.spatial_axis for t in ran if isinstance(t, RandFlipd)]
+    assert [d["axes"] for d in flips] == [["posterior-anterior"], ["inferior-superior"]]
+    (turn,) = [d for d in described if d["transform"] == "RandRotate90d"]
+    (turned,) = [t for t in ran if isinstance(t, RandRotate90d)]
+    assert turn["spatial_axes"] == list(turned.spatial_axes) and turn["max_k"] == turned.max_k
+    assert not any("left-right" in d.get("axes", []) for d in described)
+    (crop,) = [d for d in described if d["transform"] == "RandCropByPosNegLabeld"]
+    assert crop["spatial_size"] == [patch] * 3 and crop["num_samples"] == crops

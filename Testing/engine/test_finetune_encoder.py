@@ -1,6 +1,7 @@
 """Where UNETR's ViT comes from: our pretraining RUN_DIR, a MONAI-tutorial-style ``.pt`` state dict, or nothing.
 Transfers are counted, mismatches named, pickled code never run, position embeddings resized on request (and
-reported), and a patch embedding of another ``proj_type`` refused rather than silently skipped."""
+reported), a patch embedding of another ``proj_type`` refused rather than silently skipped, and an encoder file's
+``proj_type`` (conv or perceptron) followed."""
 
 import dataclasses
 import pathlib
@@ -12,8 +13,9 @@ from sslseg.errors import SSLSegError
 from sslseg.finetune.encoder import choose_encoder
 from sslseg.models.encoder_io import load_encoder_into, resize_position_embedding
 from sslseg.models.presets import get_preset
-from sslseg.models.unetr import build_unetr
+from sslseg.models.unetr import build_unetr, unetr_from_card
 from sslseg.models.vit_autoenc import build_vit_autoenc
+from sslseg.package.model_package import load_model_package
 
 VIT_TENSORS_OF_UNETR = 161  # 3 patch embedding + 12 blocks x 13 + 2 final norm
 
@@ -123,9 +125,29 @@ def test_a_patch_embedding_of_another_proj_type_is_refused(tiny_encoder_run, tmp
     perceptron = build_unetr(dataclasses.replace(choice.preset, proj_type="perceptron"), 3)
     with pytest.raises(SSLSegError, match="proj_type 'conv', this network with 'perceptron'.*silently"):
         load_encoder_into(perceptron, choice.state, require_complete=False)  # even where strict=False would pass
-    tutorial_checkpoint(tmp_path / "mlp.pt", get_preset("tiny").with_img_size(32), proj_type="perceptron")
-    with pytest.raises(SSLSegError, match="proj_type 'perceptron' in the file vs 'conv' in preset tiny"):
-        choose_encoder(str(tmp_path / "mlp.pt"), preset_name="tiny")
+
+
+def test_a_perceptron_encoder_file_fine_tunes_a_unetr_with_perceptron_patch_embedding(labelled_dir, tmp_path,
+                                                                                       run_finetune):
+    """MONAI's ViTAutoEnc with proj_type 'perceptron' (tiny preset's sizes), its state dict saved with torch.save: no
+    preset has that proj_type, so fine-tuning takes it from the tensors, transfers every ViT tensor, and the card
+    rebuilds the same network (what `sslseg segment` does)."""
+    from monai.networks.nets import ViTAutoEnc
+
+    torch.manual_seed(1)
+    tiny = get_preset("tiny")
+    autoenc = ViTAutoEnc(in_channels=1, img_size=32, patch_size=16, hidden_size=tiny.hidden_size,
+                         mlp_dim=tiny.mlp_dim, num_heads=tiny.num_heads, proj_type="perceptron")
+    assert "patch_embedding.patch_embeddings.1.weight" in autoenc.state_dict()
+    torch.save(autoenc.state_dict(), tmp_path / "perceptron.pt")
+    summary = run_finetune(labelled_dir, tmp_path / "model", encoder=str(tmp_path / "perceptron.pt"), epochs=1,
+                           max_steps=2, val_fraction=0, patch_size=None)
+    assert summary["steps"] == 2 and summary["encoder_transferred"] == VIT_TENSORS_OF_UNETR
+    package = load_model_package(tmp_path / "model")
+    assert package.card["architecture"]["config"]["vit"]["proj_type"] == "perceptron"
+    assert package.card["provenance"]["encoder"]["proj_type"] == "perceptron"
+    unetr, _ = unetr_from_card(package.card["architecture"])
+    unetr.load_state_dict(package.state_dict, strict=True)
 
 
 def test_no_encoder_means_random_initialisation():

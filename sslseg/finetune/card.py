@@ -5,7 +5,8 @@ save_model_package`::
     labels         [{value, name, color, terminology?}]  (terminology: Slicer TerminologyEntry tag, SNOMED-CT)
     preprocessing  SegmentationPreprocessing.to_card() + window (sliding-window edge = vit.img_size) + notes
     provenance     encoder {kind random|sslseg-pretraining|file, path, hashes, ssl_method, data_fingerprint,
-                   transfer counts, position-embedding resize}, training {...}, training_cases {train, val},
+                   transfer counts, position-embedding resize}, training {..., augmentation: the transforms as
+                   run, see sslseg.finetune.augmentation_card}, training_cases {train, val},
                    versions, date
     validation     mean_dice, per_organ_dice, epoch, step, cases, window, overlap   (absent if never validated)
 """

@@ -7,6 +7,10 @@ grid (:func:`~sslseg.segmentation.preprocess.labels_on_model_grid`, case values 
 :mod:`sslseg.data.cache`'s machinery: atomic files, DDP sharding, unreadable cases skipped with a warning). Training
 memory-maps them: nothing holds the dataset in RAM.
 
+The cache holds what the files contain, never how this run uses them: the key covers the files and the
+preprocessing, not the split, so a case's name and its training/validation role come from this run's data
+(datalist or folder) and never from a record another run wrote.
+
 A case whose label file names nothing gets ``label_N`` for each value present, so a dataset numbered consistently but
 without names still trains. The label set is the union of names over the training cases; each case is renumbered
 through a lookup table.
@@ -43,7 +47,8 @@ class CachedCase:
     """One preprocessed labelled case on disk.
 
     Attributes:
-        name: case name; split: ``training`` or ``validation`` as the data said (a datalist), else ``training``.
+        name: case name; split: ``training`` or ``validation`` as this run's data say (a datalist), else
+            ``training`` (both from the run's :class:`LabelledCase`, not from the cache).
         image_path: ``.npy`` (X, Y, Z) float32 in 0..1 on the model grid; labels_path: ``.npy`` (X, Y, Z) uint8/int16
             with the case's own values.
         affine: (4, 4) voxel-to-RAS of that grid; table: the case's label names (and colours).
@@ -97,7 +102,7 @@ def build_case(case: LabelledCase, key: str, cache_dir: Path, settings: Segmenta
     write_npy(cache_dir / f"{key}.labels.npy", on_grid)
     table = named_table(table, present)
     record = {
-        "name": case.name, "split": case.split, "image": str(case.image.path), "label": str(case.label),
+        "name": case.name, "image": str(case.image.path), "label": str(case.label),  # no split: a run's choice
         "shape": list(preprocessed.array.shape), "affine": preprocessed.affine.tolist(),
         "modality": preprocessed.modality, "present": present,
         "labels": [{"value": v, "name": label.name, "color": label.color} for v, label in sorted(table.labels.items())],
@@ -107,13 +112,14 @@ def build_case(case: LabelledCase, key: str, cache_dir: Path, settings: Segmenta
     write_record(cache_dir / f"{key}.json", record)
 
 
-def _case_from_record(path: Path) -> CachedCase:
+def _case_from_record(path: Path, case: LabelledCase) -> CachedCase:
+    """The cached content at ``path``, named and split as ``case`` (this run's view of the same files)."""
     data = json.loads(path.read_text(encoding="utf-8"))
     table = LabelTable()
     for item in data["labels"]:
         table.add(item["value"], item["name"], tuple(item["color"]) if item["color"] else None)
     stem = path.name[: -len(".json")]
-    return CachedCase(name=data["name"], split=data["split"], image_path=path.with_name(f"{stem}.image.npy"),
+    return CachedCase(name=case.name, split=case.split, image_path=path.with_name(f"{stem}.image.npy"),
                       labels_path=path.with_name(f"{stem}.labels.npy"), affine=np.asarray(data["affine"]),
                       shape=tuple(data["shape"]), table=table, present=tuple(data["present"]), sha256=data["sha256"])
 
@@ -146,7 +152,7 @@ def cache_cases(cases: list[LabelledCase], cache_dir: Path, settings: Segmentati
         jobs.append(CacheJob(key, cache_dir, f"{case.name} ({case.image.path})", build_case,
                              (case, key, cache_dir, settings)))
     records, failures = fill_cache(jobs, workers, rank, world_size, barrier, what="labelled cases")
-    return [_case_from_record(record) for record in records if record is not None], failures
+    return [_case_from_record(record, case) for record, case in zip(records, cases) if record is not None], failures
 
 
 def split_cases(cases: list[CachedCase], val_fraction: float, seed: int) -> tuple[list, list]:

@@ -2,7 +2,9 @@
 
 Per volume: zero padding up to the crop size where the volume is smaller (the tutorial's volumes never are),
 ``RandCropByPosNegLabeld`` (``crops_per_volume`` crops of S^3, centres on organ and on body voxels 1:1),
-``RandFlipd`` (p 0.1 per axis), ``RandRotate90d`` (p 0.1), ``RandShiftIntensityd`` (offsets 0.1, p 0.5).
+``RandFlipd`` (p 0.1 per axis, two axes: see below), ``RandRotate90d`` (p 0.1), ``RandShiftIntensityd`` (offsets
+0.1, p 0.5). The model card lists these from the transform objects themselves
+(:mod:`sslseg.finetune.augmentation_card`).
 
 One deliberate difference from the tutorial: no flip along the left-right axis and 90-degree rotations only in the
 sagittal plane (anterior-superior), so a crop never moves the patient's right to the left. The tutorial flips and

@@ -4,8 +4,10 @@
   given, must agree;
 * a ``.pt``/``.pth`` file as MONAI's SSL tutorial saves ``ViTAutoEnc`` (``torch.save(model.state_dict())``, possibly
   nested under ``state_dict`` and prefixed with ``module.``), or a ``.safetensors`` file: read with
-  ``weights_only=True`` only; its hidden size, MLP width, depth, qkv bias and ``proj_type`` are read off the tensors
-  and must match ``--preset`` (default ``vit-b``), each difference named;
+  ``weights_only=True`` only; its hidden size, MLP width, depth and qkv bias are read off the tensors and must match
+  ``--preset`` (default ``vit-b``), each difference named; its patch embedding's ``proj_type`` (``conv`` or
+  ``perceptron``, told by the tensor names) is followed: the UNETR is built with it, since no preset offers
+  ``perceptron`` and a mismatch would leave the embedding untrained;
 * ``none``: random initialisation.
 
 The encoder's own input size is its position-embedding grid (x16). ``--patch-size`` defaults to it; another value
@@ -24,8 +26,9 @@ from sslseg.models.presets import ViTPreset, get_preset, preset_from_dict
 from sslseg.package.files import sha256_of
 
 DEFAULT_PRESET = "vit-b"
-#: ViT settings that must agree between an encoder and the UNETR built for it (img_size may differ: resized).
-MATCHING_FIELDS = ("hidden_size", "mlp_dim", "num_layers", "patch_size", "proj_type", "qkv_bias")
+#: ViT settings that must agree between an encoder and the UNETR built for it (img_size may differ: resized;
+#: proj_type is taken from the encoder).
+MATCHING_FIELDS = ("hidden_size", "mlp_dim", "num_layers", "patch_size", "qkv_bias")
 
 
 @dataclass
@@ -105,20 +108,17 @@ def _from_file(path: Path, preset_name: str | None, patch_size: int | None) -> E
                           f"{example!r})", "give a ViTAutoEnc / ViT state dict, e.g. from MONAI's SSL tutorial")
     found = describe_state(state)
     preset = get_preset(preset_name or DEFAULT_PRESET)
+    preset = replace(preset, proj_type=found.get("proj_type", preset.proj_type))  # a fact of the file, not a size
     wanted = preset.to_dict()
     differences = [f"{k} {found[k]!r} in the file vs {wanted[k]!r} in preset {preset.name}"
                    for k in MATCHING_FIELDS if k in found and found[k] != wanted[k]]
     if differences:
-        hint = ("use the --preset the encoder was trained with" if "proj_type" not in found
-                or found["proj_type"] == wanted["proj_type"] else
-                f"the patch embedding's proj_type must match (a mismatch would silently drop it); use a preset with "
-                f"proj_type {found['proj_type']!r}")
         raise SSLSegError(f"the encoder in {path} does not fit UNETR preset {preset.name}: " + "; ".join(differences),
-                          hint)
+                          "use the --preset the encoder was trained with")
     encoder_img_size = found.get("img_size")
     if encoder_img_size:
         preset = replace(preset, img_size=encoder_img_size)
     origin = {"kind": "file", "path": str(path.resolve()), "sha256": sha256_of(path), "tensors": len(state),
-              "img_size": encoder_img_size, "ssl_method": None,
+              "img_size": encoder_img_size, "proj_type": preset.proj_type, "ssl_method": None,
               "note": "a weights file records no SSL method or data; see where it came from"}
     return EncoderChoice(state, preset.with_img_size(patch_size or preset.img_size), origin, encoder_img_size)

@@ -17,10 +17,11 @@ import torch
 
 from sslseg.data.loader import default_workers, make_loader
 from sslseg.data.sampler import EpochBatches
+from sslseg.finetune.augmentation_card import describe_transforms
 from sslseg.finetune.card import model_card, validation_card
 from sslseg.finetune.cases import CaseSet, load_cases
 from sslseg.finetune.config import FinetuneConfig
-from sslseg.finetune.crops import LabelledCrops
+from sslseg.finetune.crops import LabelledCrops, tutorial_transforms
 from sslseg.finetune.encoder import EncoderChoice, choose_encoder
 from sslseg.finetune.validation import DiceValidation
 from sslseg.models.encoder_io import load_encoder_into
@@ -47,8 +48,6 @@ PLOT_EVERY_S = 30.0
 DICE_CURVE = "dice_curve.png"
 #: Files whose presence means the folder holds a run.
 RUN_FILES = (*run_dir.COMMON_RUN_FILES, WEIGHTS_NAME, CARD_NAME, DICE_CURVE)
-AUGMENTATION = ["SpatialPadd to the crop size", "RandCropByPosNegLabeld pos 1 neg 1", "RandFlipd x3 p 0.1",
-                "RandRotate90d p 0.1", "RandShiftIntensityd offsets 0.1 p 0.5"]
 
 
 def preprocessing_settings(config: FinetuneConfig) -> SegmentationPreprocessing:
@@ -198,7 +197,8 @@ class _Outputs:
                     "crops_per_volume": c.crops_per_volume, "global_batch_crops": self.sampler.global_batch *
                     c.crops_per_volume, "patch_size": self.preset.img_size, "optimizer": "AdamW", "lr": c.lr,
                     "weight_decay": c.weight_decay, "grad_clip": c.grad_clip,
-                    "loss": "monai DiceCELoss(to_onehot_y=True, softmax=True)", "augmentation": AUGMENTATION,
+                    "loss": "monai DiceCELoss(to_onehot_y=True, softmax=True)",
+                    "augmentation": describe_transforms(tutorial_transforms(self.preset.img_size, c.crops_per_volume)),
                     "seed": c.seed, "amp": self.precision.mode, "processes": self.dist.world_size,
                     "compute": describe_compute(self.precision.device_type, self.precision.mode)}
         validation = validation_card(validated, [case.name for case in self.cases.val], self.preset.img_size,

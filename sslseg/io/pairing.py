@@ -2,7 +2,7 @@
 
 Layouts, tried in this order:
 1. a MONAI-style datalist JSON (``{"training": [{"image": ..., "label": ...}], "validation": [...]}``), paths
-   relative to the JSON file; an MSD ``dataset.json`` is one;
+   relative to the JSON file; an MSD ``dataset.json`` is one; a file listed under both lists is refused;
 2. MSD / nnU-Net folders: ``imagesTr/NAME.nii.gz`` (nnU-Net: ``NAME_0000.nii.gz``) with ``labelsTr/NAME.nii.gz``;
 3. suffixes beside the image: ``NAME_label.*``, ``NAME_seg.*``, ``NAME-label.*``, ``NAME.seg.nrrd``;
 4. one case per folder: one image (a file or a DICOM series) and one ``label*``/``seg*`` file.
@@ -89,7 +89,20 @@ def _from_datalist(path: Path) -> list[LabelledCase]:
             cases.append(LabelledCase(display_name(image), VolumeSource(image), label, split, table_file))
     if not cases:
         raise SSLSegError(f"{path} lists no image-label pairs", 'expected {"training": [{"image": ..., "label": ...}]}')
+    _refuse_files_in_both_splits(cases, path)
     return cases
+
+
+def _refuse_files_in_both_splits(cases: list[LabelledCase], datalist: Path) -> None:
+    """Refuse a datalist that lists an image or label file under both ``training`` and ``validation``: the model
+    would be validated on what it trained on, and no rule could guess which role the user meant."""
+    by_split = {split: {f for c in cases if c.split == split for f in (c.image.path, c.label)}
+                for split in ("training", "validation")}
+    both = sorted(by_split["training"] & by_split["validation"])
+    if both:
+        raise SSLSegError(f"{datalist} lists {both[0]} under both training and validation"
+                          + (f" ({len(both)} files are in both lists)" if len(both) > 1 else ""),
+                          "list each case once: under \"training\", or under \"validation\" to hold it out")
 
 
 def _from_decathlon(folder: Path) -> tuple[list[LabelledCase], list[VolumeSource]]:

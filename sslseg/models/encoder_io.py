@@ -233,7 +233,8 @@ def _check_proj_type(source: dict, target_encoder: dict) -> None:
             f"the pretrained encoder embeds patches with proj_type '{found}', this network with '{wanted}': the patch "
             f"embedding's tensors have other names ({PROJ_TYPE_KEYS[found]} vs {PROJ_TYPE_KEYS[wanted]}), and a "
             "strict=False load would silently leave it untrained",
-            f"build the network with proj_type '{found}' (the encoder's card or a preset with that proj_type)")
+            f"build the network with proj_type='{found}' (`sslseg finetune --encoder` does so: it takes proj_type "
+            "from the encoder's card or tensors)")
 
 
 def load_encoder_into(module, encoder_state: dict, target_prefix: str = "vit.", require_complete: bool = True,
