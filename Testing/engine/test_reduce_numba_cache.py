@@ -1,4 +1,4 @@
-"""The compiled slice-hash kernels are compiled once per machine: later processes load them from numba's cache.
+"""The compiled slice-hash kernels are compiled once per machine, cached in a per-user folder, never in the package.
 
 Each test hashes in fresh Python processes (numba's cache matters only across processes) on small volumes that reach
 every kernel: slices innermost and outermost in memory, integer voxels (float32 grey-level map) and float voxels
@@ -84,3 +84,59 @@ def test_a_second_process_loads_every_kernel_from_the_cache(tmp_path):
     assert second["hashes"] == first["hashes"]
     assert cache_files(tmp_path / "numba") == files  # nothing added, no index rewritten
     assert second["misses"] == 0 and second["hits"] == first["misses"]
+
+
+def test_kernels_are_cached_per_user_never_inside_the_package(tmp_path):
+    """Slicer's install tree may be read-only: numba's default (``__pycache__`` beside the module) is not used."""
+    before = cache_files(PACKAGE)
+    run_child(child_env(tmp_path))
+    assert cache_files(PACKAGE) == before
+    assert cache_files(tmp_path / "xdg_cache_home" / "sslseg" / "numba") or sys.platform in ("win32", "darwin")
+    assert cache_files(tmp_path)
+
+
+def test_a_cache_folder_that_cannot_be_created_falls_back_to_a_private_temporary_one(tmp_path):
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    env = child_env(tmp_path, NUMBA_CACHE_DIR=str(blocker / "numba"), XDG_CACHE_HOME=str(blocker / "cache"))
+    before = cache_files(PACKAGE)
+    first = run_child(env)
+    assert cache_files(PACKAGE) == before
+    assert cache_files(tmp_path / "tmpdir")  # $TMPDIR/sslseg-numba-<user>
+    assert run_child(env)["hashes"] == first["hashes"]
+
+
+def test_without_any_writable_cache_folder_hashing_runs_uncached(tmp_path):
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    env = child_env(tmp_path, NUMBA_CACHE_DIR=str(blocker / "numba"), XDG_CACHE_HOME=str(blocker / "cache"))
+    before = cache_files(PACKAGE)
+    result = run_child(env, str(blocker / "tmp"))
+    assert cache_files(PACKAGE) == before
+    assert not cache_files(tmp_path)
+    assert result["kernels"] > 0 and result["hits"] == 0  # (numba counts a miss per compilation even uncached)
+
+
+def test_cache_folder_candidates_honour_numba_cache_dir_then_the_user_cache(tmp_path, monkeypatch):
+    from sslseg.reduce import numba_cache
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    environ = {"NUMBA_CACHE_DIR": str(tmp_path / "mine"), "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    folders = [folder for folder, _ in numba_cache.candidates(environ)]
+    assert folders[:2] == [tmp_path / "mine", tmp_path / "xdg" / "sslseg" / "numba"]
+    assert folders[2].name.startswith("sslseg-numba-") and numba_cache.candidates(environ)[2][1]  # private
+    assert [folder for folder, _ in numba_cache.candidates({})][0].parts[-3:] == (".cache", "sslseg", "numba")
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
+def test_a_shared_temporary_cache_folder_is_refused(tmp_path):
+    """numba unpickles its cache files: a folder others may write to is not used."""
+    from sslseg.reduce import numba_cache
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    assert numba_cache.usable(shared) and not numba_cache.usable(shared, private=True)
+    shared.chmod(0o700)
+    assert numba_cache.usable(shared, private=True)
+    assert not numba_cache.usable(Path("relative"))  # "~" unexpanded without a home

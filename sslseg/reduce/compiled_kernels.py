@@ -7,15 +7,20 @@ holds a per-process id: each run compiled again (~1.3 s) and added one more ``.n
 kernels, the constants below) are not part of the key; numba freezes them when it compiles, and a change to this
 file invalidates the whole cache (its index holds a hash of the source). The grey-level type (float32 or float64)
 follows the coefficients' own dtype (``a.dtype.type``), so the two maps are two signatures of one kernel.
+
+The cache folder is set up by :mod:`~sslseg.reduce.numba_cache` before numba is imported; without a usable folder
+the kernels compile in every process instead.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-import numba
+from sslseg.reduce.numba_cache import configure
 
-CACHE = True
+CACHE = configure() is not None  # before numba is imported: it reads NUMBA_CACHE_DIR then
+
+import numba  # noqa: E402 - after the cache folder is set
 
 #: Lines summed together when lines run along memory: one weight load feeds four multiply-adds (s0..s3 below).
 GROUP = 4

@@ -15,17 +15,19 @@ compiler may spread the taps over SIMD lanes without changing a bit.
 numba is optional (``pip install sslseg[fast]``): :func:`available` says whether this path can run;
 ``SSLSEG_HASH_KERNEL=numpy`` turns it off. The kernels themselves are in :mod:`~sslseg.reduce.compiled_kernels`,
 imported on first use. Each is compiled once per machine and argument types (voxel type, float32 or float64 grey-level
-map; ~1 s each) and loaded from numba's disk cache by later processes (``__pycache__`` beside the kernels, or
-``NUMBA_CACHE_DIR``).
+map; ~1 s each) and loaded from numba's disk cache by later processes, in a per-user folder
+(:mod:`~sslseg.reduce.numba_cache`: ``NUMBA_CACHE_DIR``, else e.g. ``~/.cache/sslseg/numba``), never in the package.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from functools import lru_cache
 
 import numpy as np
 
+from sslseg.reduce import numba_cache
 from sslseg.reduce.axial import slice_extremes as numpy_slice_extremes
 from sslseg.reduce.lanczos import resize_matrix
 from sslseg.reduce.thread_pool import in_parallel
@@ -48,6 +50,8 @@ def _numba_installed() -> bool:
     """Imported once (a failed import is not cached by Python, it would search sys.path on every volume); any
     failure counts as absent: numba refuses to import beside a numpy newer than it supports."""
     try:
+        if importlib.util.find_spec("numba") is not None:
+            numba_cache.configure()  # before numba's import, which reads NUMBA_CACHE_DIR
         import numba  # noqa: F401
     except Exception:  # noqa: BLE001 - ImportError, or numba's own version check
         return False
