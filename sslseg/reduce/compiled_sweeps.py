@@ -13,26 +13,25 @@ weight (below 2**23); every sum is exact when ``255 * sum(|weights|)`` of each o
 compiler may spread the taps over SIMD lanes without changing a bit.
 
 numba is optional (``pip install sslseg[fast]``): :func:`available` says whether this path can run;
-``SSLSEG_HASH_KERNEL=numpy`` turns it off. A process compiles each kernel once per voxel type (~1 s), cached on disk
-(``__pycache__`` beside this file, or ``NUMBA_CACHE_DIR``).
+``SSLSEG_HASH_KERNEL=numpy`` turns it off. The kernels themselves are in :mod:`~sslseg.reduce.compiled_kernels`,
+imported on first use. Each is compiled once per machine and argument types (voxel type, float32 or float64 grey-level
+map; ~1 s each) and loaded from numba's disk cache by later processes, in a per-user folder
+(:mod:`~sslseg.reduce.numba_cache`: ``NUMBA_CACHE_DIR``, else e.g. ``~/.cache/sslseg/numba``), never in the package.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from functools import lru_cache
 
 import numpy as np
 
+from sslseg.reduce import numba_cache
 from sslseg.reduce.axial import slice_extremes as numpy_slice_extremes
 from sslseg.reduce.lanczos import resize_matrix
 from sslseg.reduce.thread_pool import in_parallel
 
-#: Lines summed together when lines run along memory: one weight load feeds four multiply-adds.
-GROUP = 4
-#: Columns of running sums kept while the summed axis is swept (summed axis not innermost in memory):
-#: 9 outputs x 512 int32 = 18 kB, in L1 with the grey levels.
-BLOCK = 512
 #: Slices stored outermost with fewer voxels than this stay in cache between numpy's min and max: numpy is faster
 #: there (measured on 126 x 120 slices: 0.014 against 0.017 ms per slice for the whole hash).
 ONE_READ_SLICE_VOXELS = 1 << 16
@@ -51,6 +50,8 @@ def _numba_installed() -> bool:
     """Imported once (a failed import is not cached by Python, it would search sys.path on every volume); any
     failure counts as absent: numba refuses to import beside a numpy newer than it supports."""
     try:
+        if importlib.util.find_spec("numba") is not None:
+            numba_cache.configure()  # before numba's import, which reads NUMBA_CACHE_DIR
         import numba  # noqa: F401
     except Exception:  # noqa: BLE001 - ImportError, or numba's own version check
         return False
@@ -68,133 +69,11 @@ def _weights(size: int, out: int, flip: bool) -> np.ndarray:
     return matrix[::-1] if flip else matrix
 
 
-@lru_cache(maxsize=2)
-def _kernels(wide: bool):
-    """(along_lines, across_lines) compiled for a float64 (``wide``) or float32 grey-level map."""
-    import numba
+def _kernels():
+    """The numba kernels (:mod:`~sslseg.reduce.compiled_kernels`): imported on first use, numba being optional."""
+    from sslseg.reduce import compiled_kernels
 
-    cast = numba.float64 if wide else numba.float32
-    index = numba.uint64  # unsigned indices: no negative-index wraparound test in the inner loops
-    int32 = numba.int32
-
-    @numba.njit(nogil=True, cache=True)
-    def along_lines(data, a, b, first, count, weights, sums, start, stop):
-        """Lines start..stop of data (L, n) -> sums (L, out): line l's grey levels (a[l], b[l]) times each output's
-        taps ``weights[o, :count[o]]`` from ``first[o]``; GROUP lines at a time."""
-        n = index(data.shape[1])
-        outputs = first.shape[0]
-        levels = np.zeros((GROUP, data.shape[1]), dtype=np.int32)
-        for line0 in range(start, stop, GROUP):
-            rows = min(GROUP, stop - line0)
-            for j in range(rows):
-                line = index(line0 + j)
-                scale, shift = a[line], b[line]
-                for x in range(n):
-                    levels[j, x] = int32(np.floor(cast(data[line, x]) * scale + shift))
-            for o in range(outputs):
-                s0 = int32(0)
-                s1 = int32(0)
-                s2 = int32(0)
-                s3 = int32(0)
-                begin = index(first[o])
-                for t in range(index(count[o])):
-                    w = weights[o, t]
-                    s0 += int32(levels[0, begin + t] * w)
-                    s1 += int32(levels[1, begin + t] * w)
-                    s2 += int32(levels[2, begin + t] * w)
-                    s3 += int32(levels[3, begin + t] * w)
-                sums[index(line0), o] = s0
-                if rows > 1:
-                    sums[index(line0 + 1), o] = s1
-                if rows > 2:
-                    sums[index(line0 + 2), o] = s2
-                if rows > 3:
-                    sums[index(line0 + 3), o] = s3
-
-    @numba.njit(nogil=True, cache=True, inline="always")
-    def grey_row(voxels, scales, shifts, grey):
-        for q in range(index(len(grey))):
-            grey[q] = int32(np.floor(cast(voxels[q]) * scales[q] + shifts[q]))
-
-    @numba.njit(nogil=True, cache=True)
-    def across_lines(data, a, b, low, high, weights, sums, start, stop):
-        """Columns start..stop of data (P, n, Q) -> sums (P, out, Q), summed over n: input x feeds outputs
-        low[x] .. high[x] - 1 with ``weights[x, o]`` (zero outside); coefficients a/b (P, Q). Columns go in blocks
-        of BLOCK so the running sums stay in L1; inputs go in pairs, halving the running sums' loads and stores."""
-        planes, n = data.shape[0], data.shape[1]
-        outputs = sums.shape[1]
-        even = np.empty(BLOCK, dtype=np.int32)
-        odd = np.empty(BLOCK, dtype=np.int32)
-        running = np.empty((outputs, BLOCK), dtype=np.int32)
-        for p in range(planes):
-            for q0 in range(start, stop, BLOCK):
-                width = index(min(BLOCK, stop - q0))
-                base = index(q0)
-                running[:, :] = 0
-                scales, shifts = a[p, base:base + width], b[p, base:base + width]
-                first_grey, second_grey = even[:width], odd[:width]
-                for x in range(0, n - 1, 2):
-                    grey_row(data[p, x, base:base + width], scales, shifts, first_grey)
-                    grey_row(data[p, x + 1, base:base + width], scales, shifts, second_grey)
-                    for o in range(index(min(low[x], low[x + 1])), index(max(high[x], high[x + 1]))):
-                        w0, w1 = weights[x, o], weights[x + 1, o]
-                        row = running[o]  # 1-D views: the loop below vectorises
-                        for q in range(width):
-                            row[q] += int32(first_grey[q] * w0) + int32(second_grey[q] * w1)
-                if n % 2:
-                    x = n - 1
-                    grey_row(data[p, x, base:base + width], scales, shifts, first_grey)
-                    for o in range(index(low[x]), index(high[x])):
-                        w0 = weights[x, o]
-                        row = running[o]
-                        for q in range(width):
-                            row[q] += int32(first_grey[q] * w0)
-                for o in range(outputs):
-                    sums[p, o, base:base + width] = running[o, :width]
-
-    return along_lines, across_lines
-
-
-@lru_cache(maxsize=1)
-def _extremes_kernel():
-    import numba
-
-    @numba.njit(nogil=True, cache=True)
-    def rows_of_slices(data, low, high):
-        """data (R, N), slices innermost (a DICOM series): low/high (N,) start as data[0] and take every row's
-        min/max. Rows of N are short (20 slices: one SIMD register), so the loop runs over runs of ``repeat``
-        rows at once, each voxel against the running extremes of its own slice."""
-        rows, count = data.shape
-        repeat = max(1, 512 // count)
-        width = repeat * count
-        flat = data.reshape(rows * count)
-        lows = np.empty(width, dtype=data.dtype)
-        highs = np.empty(width, dtype=data.dtype)
-        for i in range(width):
-            lows[i] = low[i % count]
-            highs[i] = high[i % count]
-        full = (rows // repeat) * width
-        for start in range(0, full, width):
-            run = flat[start:start + width]
-            for i in range(width):
-                lows[i] = min(lows[i], run[i])
-                highs[i] = max(highs[i], run[i])
-        for i in range(full, rows * count):
-            s = i % count
-            low[s] = min(low[s], flat[i])
-            high[s] = max(high[s], flat[i])
-        for i in range(width):
-            s = i % count
-            low[s] = min(low[s], lows[i])
-            high[s] = max(high[s], highs[i])
-
-    @numba.njit(nogil=True, cache=True)
-    def slice_after_slice(data, low, high):
-        """data (N, M), slices outermost: each slice is one long row, reduced like a one-slice stack above."""
-        for s in range(data.shape[0]):
-            rows_of_slices(data[s].reshape((data.shape[1], 1)), low[s:s + 1], high[s:s + 1])
-
-    return rows_of_slices, slice_after_slice
+    return compiled_kernels
 
 
 def slice_extremes(data: np.ndarray, position: int, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -209,19 +88,19 @@ def slice_extremes(data: np.ndarray, position: int, threads: int = 1) -> tuple[n
         return empty, empty.copy()
     if position == 1 or (position == 0 and data.size // count < ONE_READ_SLICE_VOXELS):
         return numpy_slice_extremes(data, position)
-    rows_of_slices, slice_after_slice = _extremes_kernel()
+    kernels = _kernels()
     parts_at_most = count if position == 0 else data.size // count  # slices, or rows of slices
     workers = max(1, min(threads, parts_at_most, data.size // THREAD_VOXELS))
     if position == 0:
         flat = data.reshape(count, -1)
         low, high = flat[:, 0].copy(), flat[:, 0].copy()
         bounds = [count * k // workers for k in range(workers + 1)]
-        in_parallel([lambda k=k: slice_after_slice(flat[bounds[k]:bounds[k + 1]], low[bounds[k]:bounds[k + 1]],
+        in_parallel([lambda k=k: kernels.slice_after_slice(flat[bounds[k]:bounds[k + 1]], low[bounds[k]:bounds[k + 1]],
                                                     high[bounds[k]:bounds[k + 1]]) for k in range(workers)])
         return low, high
     parts = np.array_split(data.reshape(-1, count), workers)
     lows, highs = [part[0].copy() for part in parts], [part[0].copy() for part in parts]
-    in_parallel([lambda k=k: rows_of_slices(parts[k], lows[k], highs[k]) for k in range(workers)])
+    in_parallel([lambda k=k: kernels.rows_of_slices(parts[k], lows[k], highs[k]) for k in range(workers)])
     return np.minimum.reduce(lows), np.maximum.reduce(highs)
 
 
@@ -280,9 +159,8 @@ def first_pass(data: np.ndarray, summed: int, slices: int, a: np.ndarray, b: np.
     Returns:
         int32 array of ``data``'s shape with ``out`` on axis ``summed``.
     """
-    wide = np.asarray(a).dtype == np.float64
-    along_lines, across_lines = _kernels(wide)
-    coefficient = np.float64 if wide else np.float32
+    kernels = _kernels()
+    coefficient = np.float64 if np.asarray(a).dtype == np.float64 else np.float32
     size = data.shape[summed]
     shape = [1, 1, 1]
     shape[slices] = len(a)
@@ -296,13 +174,13 @@ def first_pass(data: np.ndarray, summed: int, slices: int, a: np.ndarray, b: np.
     if summed == 2:  # lines contiguous in memory: a dot product per output and line
         lines = data.reshape(-1, size)
         sums = np.empty((len(lines), out), dtype=np.int32)
-        _spread(along_lines, (lines, per_line(a).ravel(), per_line(b).ravel(), *_bands(size, out, flip), sums),
-                len(lines), GROUP, threads, data.size)
+        arguments = (lines, per_line(a).ravel(), per_line(b).ravel(), *_bands(size, out, flip), sums)
+        _spread(kernels.along_lines, arguments, len(lines), kernels.GROUP, threads, data.size)
         return sums.reshape(out_shape)
     d0, d1, d2 = data.shape
     planes, columns = (1, d1 * d2) if summed == 0 else (d0, d2)
     sums = np.empty((planes, out, columns), dtype=np.int32)
-    _spread(across_lines, (data.reshape(planes, size, columns), per_line(a).reshape(planes, columns),
-                           per_line(b).reshape(planes, columns), *_reach(size, out, flip), sums), columns, BLOCK,
-           threads, data.size)
+    arguments = (data.reshape(planes, size, columns), per_line(a).reshape(planes, columns),
+                 per_line(b).reshape(planes, columns), *_reach(size, out, flip), sums)
+    _spread(kernels.across_lines, arguments, columns, kernels.BLOCK, threads, data.size)
     return sums.reshape(out_shape)

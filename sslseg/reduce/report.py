@@ -26,6 +26,12 @@ DEFINITION = {
     "image": "rows anterior -> posterior, columns patient right -> left (radiological / DICOM axial layout)",
     "grey_levels": "u8 = floor(v * a + b), a = 255 / (max - min), b = 0.5 - min * a, per slice, float64; "
                    "constant slice = 0",
+    "differences_from_paper": [
+        "slice order: anatomical (inferior -> superior), not file or instance order",
+        "grey-level ties ((v - min) / (max - min) * 255 exactly k + 1/2): float64 decides, mostly up; the paper's "
+        "NIfTI code ((v - min) / (max - min + 1e-5) * 255, rounded by OpenCV) rounds every tie down, its DICOM "
+        "code rounds ties to even",
+    ],
     "greedy": "keep the first remaining slice, drop every remaining slice within Hamming distance <= threshold",
 }
 
