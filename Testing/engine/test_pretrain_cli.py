@@ -61,6 +61,33 @@ def test_a_folder_with_another_run_is_refused(finished_run, unlabelled_dir, caps
     assert "hint: pass --resume to continue it, --overwrite to replace it" in error
 
 
+def test_a_run_that_failed_before_its_first_checkpoint_is_replaced_by_a_new_start(unlabelled_dir, pretrain_cache,
+                                                                                  tmp_path, capsys, caplog):
+    """Issue 14: a failed run used to block every retry ("already holds a run: pass --resume", then "no run to
+    resume"). Its events and status are replaced, with one warning; the user's own files stay."""
+    empty, out = tmp_path / "empty", tmp_path / "run"
+    empty.mkdir()
+    assert main(["pretrain", str(empty), "--out", str(out), *TINY]) == 2  # fails before any checkpoint
+    (out / "notes.txt").write_text("my notes")
+    assert main(["pretrain", str(unlabelled_dir), "--out", str(out), *TINY, "--resume"]) == 2
+    assert "hint: start a new run without --resume" in capsys.readouterr().err
+    caplog.clear()
+    run = ["pretrain", str(unlabelled_dir), "--out", str(out), *TINY, "--max-steps", "1", "--val-every", "0",
+           "--cache", str(pretrain_cache)]
+    assert main(run) == 0, capsys.readouterr().err
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "ended before its first checkpoint" in warnings[0], warnings
+    assert (out / "notes.txt").read_text() == "my notes"
+    assert [json.loads(line)["event"] for line in (out / "events.jsonl").read_text().splitlines()].count("error") == 0
+
+    # a failed resume leaves a checkpoint: that run still needs --resume or --overwrite
+    assert main([*run, "--resume", "--lr", "0.001"]) == 2
+    assert json.loads((out / "train_stats.json").read_text())["status"] == "failed"
+    capsys.readouterr()
+    assert main(run) == 2
+    assert "hint: pass --resume to continue it, --overwrite to replace it" in capsys.readouterr().err
+
+
 def test_an_empty_folder_is_an_error(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["pretrain", str(tmp_path / "empty"), "--out", str(tmp_path / "run"), *TINY]) == 2
