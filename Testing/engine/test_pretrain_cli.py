@@ -6,9 +6,14 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from pretrain_support import run_tiny
 
-from sslseg.cli.main import main
+from sslseg.cli.main import build_parser, main
+from sslseg.cli.training_options import config_from_args
 from sslseg.errors import SSLSegError
+from sslseg.finetune.config import FinetuneConfig
+from sslseg.pretrain.config import PretrainConfig
+from sslseg.training.loop import LoopConfig, planned_epochs, planned_steps
 from sslseg.training.amp import cpu_has_fast_bf16, resolve_amp
 
 TINY = ["--preset", "tiny", "--patch-size", "32", "--spacing", "4", "--batch-size", "2", "--workers", "0"]
@@ -119,6 +124,33 @@ def test_help_explains_every_option(capsys):
                    "--temperature", "--device", "--amp", "--seed", "--resume", "--overwrite", "--events",
                    "--val-every", "--workers"):
         assert option in text, option
+
+
+@pytest.mark.parametrize("command, config_class, required", [("pretrain", PretrainConfig, []),
+                                                             ("finetune", FinetuneConfig, ["--encoder", "none"])])
+def test_max_steps_alone_is_not_cut_short_by_the_default_epochs(command, config_class, required, capsys):
+    """Issue 14: with one step per epoch, `--max-steps 350` stopped at 100 steps (--epochs defaulted to 100). The
+    explicit bound wins; without either, 100 epochs; with both, whichever ends first (and --help says so)."""
+    def planned(*options, steps_per_epoch=1):
+        args = build_parser().parse_args([command, "DATA", "--out", "OUT", *required, *options])
+        config = config_from_args(config_class, args)
+        loop = LoopConfig(epochs=config.epochs, max_steps=config.max_steps)
+        return planned_epochs(loop, steps_per_epoch), planned_steps(loop, steps_per_epoch)
+
+    assert planned("--max-steps", "350") == (350, 350)
+    assert planned("--max-steps", "350", steps_per_epoch=4) == (88, 350)
+    assert planned() == (100, 100)
+    assert planned("--epochs", "10", "--max-steps", "350") == (10, 10)
+    assert planned("--epochs", "200", "--max-steps", "150") == (200, 150)
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert "as many as --max-steps needs" in " ".join(capsys.readouterr().out.split())
+
+
+def test_epochs_that_end_before_max_steps_are_said(unlabelled_dir, pretrain_cache, tmp_path, caplog):
+    summary = run_tiny(unlabelled_dir, tmp_path / "run", pretrain_cache, epochs=1, max_steps=5, val_every=0)
+    assert summary["steps"] == 4  # 4 steps per epoch
+    assert any("--epochs 1 ends the run after 4 steps, before --max-steps 5" in r.getMessage() for r in caplog.records)
 
 
 def test_preview_views_writes_the_patch_and_its_views(unlabelled_dir, tmp_path, capsys):
