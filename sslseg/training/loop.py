@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -187,8 +188,8 @@ def train(parts: TrainParts, state: TrainState, config: LoopConfig, dist: DistCo
     parts.model.train()
     try:
         stop.install()
+        timer.start()
         while state.step < total:
-            timer.start()
             for batch in parts.train_batches(state.epoch, state.step_in_epoch):
                 output = _optimisation_step(parts, _to_device(batch, parts.device), config.grad_clip)
                 loss = float(output.total.detach())
@@ -256,24 +257,33 @@ def _finish_epoch(parts, state, config, dist, events, stats, total) -> None:
 
 
 class _StepTimer:
-    """Mean wall seconds per step (data waiting included) over the last 50 steps of this session; the first step
-    of each epoch (worker start-up) is left out once there are others."""
+    """Mean wall seconds per step over the last ``WINDOW`` steps of this session, each measured from the end of the
+    step before: data waiting and what recurs between steps (an epoch's loader start, validation, checkpoint) count,
+    since the ETA has to wait for them too; with one step per epoch a step's time is its epoch's. Only the session's
+    first step (start-up: first loader workers, first kernels) is left out, once there are others."""
+
+    WINDOW = 50
 
     def __init__(self) -> None:
-        self.durations: list[float] = []
+        self.first: float | None = None
+        self.durations: deque[float] = deque(maxlen=self.WINDOW)
         self._last = 0.0
-        self._first = False
 
     def start(self) -> None:
-        self._last, self._first = time.perf_counter(), True
+        """Call once, before the first step."""
+        self._last = time.perf_counter()
 
     def tick(self) -> None:
+        """Call at the end of every step."""
         now = time.perf_counter()
-        if not self._first or not self.durations:
+        if self.first is None:
+            self.first = now - self._last
+        else:
             self.durations.append(now - self._last)
-        self._last, self._first = now, False
+        self._last = now
 
     @property
     def mean(self) -> float | None:
-        recent = self.durations[-50:]
-        return sum(recent) / len(recent) if recent else None
+        if self.durations:
+            return sum(self.durations) / len(self.durations)
+        return self.first
