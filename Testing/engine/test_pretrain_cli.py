@@ -31,8 +31,8 @@ def finished_run(unlabelled_dir, pretrain_cache, tmp_path_factory):
 
 def test_a_run_leaves_encoder_checkpoint_events_stats_and_curve(finished_run):
     out, _ = finished_run
-    for name in ("encoder.safetensors", "encoder.json", "checkpoint.pt", "events.jsonl", "train_stats.json",
-                 "loss_curve.png"):
+    for name in ("encoder.safetensors", "encoder.json", "encoder_last.safetensors", "encoder_last.json",
+                 "checkpoint.pt", "events.jsonl", "train_stats.json", "loss_curve.png"):
         assert (out / name).is_file(), name
     assert (out / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
