@@ -70,8 +70,8 @@ def add_run_options(parser, d, folder: str, seeded: str, cached: str) -> None:
     parser.add_argument("--cache", dest="cache_dir", metavar="DIR",
                         help=f"cache of preprocessed {cached} (default {folder}/cache); share it between runs")
     parser.add_argument("--resume", action="store_true",
-                        help=f"continue the run in {folder} from its checkpoint (raise --epochs or --max-steps to train "
-                        "longer)")
+                        help=f"continue the run in {folder} from its checkpoint (raise --epochs or --max-steps to "
+                        "train longer)")
     parser.add_argument("--overwrite", action="store_true",
                         help=f"replace the run in {folder} (its cache is kept and reused)")
     parser.add_argument("--events", metavar="FILE",
