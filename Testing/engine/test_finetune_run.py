@@ -127,6 +127,27 @@ def test_an_existing_run_is_refused_unless_resumed_or_overwritten(labelled_dir, 
         run_finetune(labelled_dir, tmp_path / "other", epochs=1, resume=True)
 
 
+def test_a_run_that_failed_before_its_first_checkpoint_is_replaced_by_a_new_start(labelled_dir, tmp_path,
+                                                                                  run_finetune, cache, caplog):
+    """Issue 14: a failed run's events and status no longer block a retry in its folder (one warning); a folder
+    with a checkpoint still needs --resume or --overwrite."""
+    out = tmp_path / "model"
+    with pytest.raises(SSLSegError, match="no such folder or file"):
+        run_finetune(labelled_dir, out, encoder=str(tmp_path / "missing"), epochs=1, max_steps=1, cache_dir=str(cache))
+    assert json.loads((out / "train_stats.json").read_text())["status"] == "failed"
+    caplog.clear()
+    run_finetune(labelled_dir, out, epochs=1, max_steps=1, cache_dir=str(cache))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "ended before its first checkpoint" in warnings[0], warnings
+    assert "error" not in [e["event"] for e in events(out)]
+    with pytest.raises(SSLSegError, match="other settings"):
+        run_finetune(labelled_dir, out, epochs=1, lr=1e-3, cache_dir=str(cache), resume=True)
+    assert json.loads((out / "train_stats.json").read_text())["status"] == "failed"
+    with pytest.raises(SSLSegError, match="already holds a run") as refused:
+        run_finetune(labelled_dir, out, epochs=1, max_steps=1, cache_dir=str(cache))
+    assert "--resume" in refused.value.hint
+
+
 def test_the_command_line(labelled_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["finetune", "--help"])

@@ -6,10 +6,15 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from pretrain_support import run_tiny
 
-from sslseg.cli.main import main
+from sslseg.cli.main import build_parser, main
+from sslseg.cli.training_options import config_from_args
 from sslseg.errors import SSLSegError
+from sslseg.finetune.config import FinetuneConfig
+from sslseg.pretrain.config import PretrainConfig
 from sslseg.training.amp import resolve_amp
+from sslseg.training.loop import LoopConfig, planned_epochs, planned_steps
 
 TINY = ["--preset", "tiny", "--patch-size", "32", "--spacing", "4", "--batch-size", "2", "--workers", "0"]
 
@@ -26,8 +31,8 @@ def finished_run(unlabelled_dir, pretrain_cache, tmp_path_factory):
 
 def test_a_run_leaves_encoder_checkpoint_events_stats_and_curve(finished_run):
     out, _ = finished_run
-    for name in ("encoder.safetensors", "encoder.json", "checkpoint.pt", "events.jsonl", "train_stats.json",
-                 "loss_curve.png"):
+    for name in ("encoder.safetensors", "encoder.json", "encoder_last.safetensors", "encoder_last.json",
+                 "checkpoint.pt", "events.jsonl", "train_stats.json", "loss_curve.png"):
         assert (out / name).is_file(), name
     assert (out / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -59,6 +64,33 @@ def test_a_folder_with_another_run_is_refused(finished_run, unlabelled_dir, caps
     assert code == 2
     assert f"error: {out} already holds a run" in error
     assert "hint: pass --resume to continue it, --overwrite to replace it" in error
+
+
+def test_a_run_that_failed_before_its_first_checkpoint_is_replaced_by_a_new_start(unlabelled_dir, pretrain_cache,
+                                                                                  tmp_path, capsys, caplog):
+    """Issue 14: a failed run used to block every retry ("already holds a run: pass --resume", then "no run to
+    resume"). Its events and status are replaced, with one warning; the user's own files stay."""
+    empty, out = tmp_path / "empty", tmp_path / "run"
+    empty.mkdir()
+    assert main(["pretrain", str(empty), "--out", str(out), *TINY]) == 2  # fails before any checkpoint
+    (out / "notes.txt").write_text("my notes")
+    assert main(["pretrain", str(unlabelled_dir), "--out", str(out), *TINY, "--resume"]) == 2
+    assert "hint: start a new run without --resume" in capsys.readouterr().err
+    caplog.clear()
+    run = ["pretrain", str(unlabelled_dir), "--out", str(out), *TINY, "--max-steps", "1", "--val-every", "0",
+           "--cache", str(pretrain_cache)]
+    assert main(run) == 0, capsys.readouterr().err
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "ended before its first checkpoint" in warnings[0], warnings
+    assert (out / "notes.txt").read_text() == "my notes"
+    assert [json.loads(line)["event"] for line in (out / "events.jsonl").read_text().splitlines()].count("error") == 0
+
+    # a failed resume leaves a checkpoint: that run still needs --resume or --overwrite
+    assert main([*run, "--resume", "--lr", "0.001"]) == 2
+    assert json.loads((out / "train_stats.json").read_text())["status"] == "failed"
+    capsys.readouterr()
+    assert main(run) == 2
+    assert "hint: pass --resume to continue it, --overwrite to replace it" in capsys.readouterr().err
 
 
 def test_an_empty_folder_is_an_error(tmp_path, capsys):
@@ -93,6 +125,33 @@ def test_help_explains_every_option(capsys):
                    "--temperature", "--device", "--amp", "--seed", "--resume", "--overwrite", "--events",
                    "--val-every", "--workers"):
         assert option in text, option
+
+
+@pytest.mark.parametrize("command, config_class, required", [("pretrain", PretrainConfig, []),
+                                                             ("finetune", FinetuneConfig, ["--encoder", "none"])])
+def test_max_steps_alone_is_not_cut_short_by_the_default_epochs(command, config_class, required, capsys):
+    """Issue 14: with one step per epoch, `--max-steps 350` stopped at 100 steps (--epochs defaulted to 100). The
+    explicit bound wins; without either, 100 epochs; with both, whichever ends first (and --help says so)."""
+    def planned(*options, steps_per_epoch=1):
+        args = build_parser().parse_args([command, "DATA", "--out", "OUT", *required, *options])
+        config = config_from_args(config_class, args)
+        loop = LoopConfig(epochs=config.epochs, max_steps=config.max_steps)
+        return planned_epochs(loop, steps_per_epoch), planned_steps(loop, steps_per_epoch)
+
+    assert planned("--max-steps", "350") == (350, 350)
+    assert planned("--max-steps", "350", steps_per_epoch=4) == (88, 350)
+    assert planned() == (100, 100)
+    assert planned("--epochs", "10", "--max-steps", "350") == (10, 10)
+    assert planned("--epochs", "200", "--max-steps", "150") == (200, 150)
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert "as many as --max-steps needs" in " ".join(capsys.readouterr().out.split())
+
+
+def test_epochs_that_end_before_max_steps_are_said(unlabelled_dir, pretrain_cache, tmp_path, caplog):
+    summary = run_tiny(unlabelled_dir, tmp_path / "run", pretrain_cache, epochs=1, max_steps=5, val_every=0)
+    assert summary["steps"] == 4  # 4 steps per epoch
+    assert any("--epochs 1 ends the run after 4 steps, before --max-steps 5" in r.getMessage() for r in caplog.records)
 
 
 def test_preview_views_writes_the_patch_and_its_views(unlabelled_dir, tmp_path, capsys):

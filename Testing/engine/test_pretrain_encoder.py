@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 from monai.networks.nets import UNETR
-from pretrain_support import run_tiny
+from pretrain_support import load_state, run_tiny
 
 from sslseg.errors import SSLSegError
 from sslseg.models.encoder_io import load_encoder_into, read_encoder
@@ -67,6 +67,42 @@ def test_the_card_describes_architecture_preprocessing_method_and_data(run_dir, 
     for item in data["train"] + data["val"]:
         assert item["sha256"] == sha256_of(unlabelled_dir / item["name"])
     assert {"torch", "monai", "python"} <= set(card["provenance"]["versions"])
+
+
+def test_the_best_encoder_by_validation_loss_is_kept_beside_the_last_also_across_a_resume(unlabelled_dir,
+                                                                                          pretrain_cache, tmp_path):
+    """Issue 14: pretraining kept only the last encoder. With a learning rate far too high the validation loss rises
+    after the first epoch: ``encoder.*`` (what ``--encoder RUN_DIR`` loads) stays epoch 1's, through a resume too,
+    and ``encoder_last.*`` follows the training."""
+    run, settings = tmp_path / "run", dict(lr=1.0, patches_per_volume=1)  # 2 steps per epoch
+    run_tiny(unlabelled_dir, run, pretrain_cache, epochs=1, **settings)
+    best_weights = (run / "encoder.safetensors").read_bytes()
+    run_tiny(unlabelled_dir, run, pretrain_cache, epochs=2, resume=True, **settings)
+    first, second = load_state(run)["state"]["epochs"]
+    assert first["val_loss"] < second["val_loss"], (first, second)  # the premise
+    assert (run / "encoder.safetensors").read_bytes() == best_weights
+
+    best_card, _ = read_encoder(run)
+    assert best_card["provenance"]["selection"] == {"rule": "lowest validation loss", "step": 2, "epoch": 1,
+                                                    "val_loss": first["val_loss"]}
+    assert best_card["provenance"]["training"]["steps"] == 2
+    last_card = json.loads((run / "encoder_last.json").read_text())
+    assert last_card["provenance"]["selection"] == {"rule": "last", "step": 4, "epoch": 2,
+                                                    "val_loss": second["val_loss"]}
+    assert last_card["weights"] == {"file": "encoder_last.safetensors", "tensors": 161,
+                                    "sha256": sha256_of(run / "encoder_last.safetensors")}
+    assert last_card["weights"]["sha256"] != best_card["weights"]["sha256"]
+
+
+def test_without_validation_the_best_encoder_is_the_last_and_its_card_says_so(unlabelled_dir, pretrain_cache,
+                                                                                tmp_path):
+    run = tmp_path / "run"
+    run_tiny(unlabelled_dir, run, pretrain_cache, max_steps=2, val_every=0)
+    best_card, _ = read_encoder(run)
+    last_card = json.loads((run / "encoder_last.json").read_text())
+    assert best_card["provenance"]["selection"]["rule"].startswith("last: no validation loss")
+    assert best_card["provenance"]["selection"]["step"] == last_card["provenance"]["selection"]["step"] == 2
+    assert best_card["weights"]["sha256"] == last_card["weights"]["sha256"]
 
 
 def test_every_preset_has_the_twelve_layers_unetr_taps():

@@ -6,6 +6,9 @@ sslseg synth --out DIR             engine/test_synth.py::test_synth_refuses_a_no
 sslseg pretrain --out RUN_DIR      engine/test_pretrain_cli.py::test_a_folder_with_another_run_is_refused
 sslseg finetune --out MODEL_DIR    engine/test_finetune_run.py::test_the_command_line (CLI),
                                    ::test_an_existing_run_is_refused_unless_resumed_or_overwritten
+a failed run's leftovers           replaced, with a warning, when there is no checkpoint (nothing to resume):
+                                   engine/test_pretrain_cli.py, engine/test_finetune_run.py::
+                                   test_a_run_that_failed_before_its_first_checkpoint_is_replaced_by_a_new_start
 sslseg segment --out FILE          engine/test_segment_command.py::test_existing_output_is_kept
 sslseg segment, NAME.json sidecar  test_segment_keeps_an_existing_sidecar
 sslseg evaluate --json FILE        test_evaluate_keeps_an_existing_json_unless_overwrite

@@ -12,7 +12,9 @@ DEFAULTS = PretrainConfig(data_dir="", out_dir="")
 
 EPILOG = """\
 outputs in RUN_DIR:
-  encoder.safetensors, encoder.json   the pretrained ViT encoder and its card (fine-tuning loads these)
+  encoder.safetensors, encoder.json   the encoder with the lowest validation loss and its card (fine-tuning
+                                      loads these; without validation data, the last encoder)
+  encoder_last.safetensors, .json     the encoder after the last step and its card
   checkpoint.pt                       full training state, for --resume
   events.jsonl, train_stats.json      progress events (JSON lines) and the current state
   loss_curve.png                      training and validation loss

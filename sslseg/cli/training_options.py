@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from sslseg.training.settings import DEFAULT_EPOCHS
+
 
 def positive_int(text: str) -> int:
     value = int(text)
@@ -24,9 +26,11 @@ def add_optimiser_options(parser, d, samples: str) -> None:
     """``--epochs --max-steps --lr --weight-decay --grad-clip`` (``d``: the config's defaults; ``samples``: what an
     epoch passes over)."""
     parser.add_argument("--epochs", type=positive_int, default=d.epochs,
-                        help=f"passes over the {samples} (default {d.epochs})")
+                        help=f"passes over the {samples} (default: as many as --max-steps needs, else "
+                        f"{DEFAULT_EPOCHS}); given with --max-steps, the run ends at whichever comes first")
     parser.add_argument("--max-steps", type=positive_int, metavar="N",
-                        help="stop after N optimisation steps in total (default: no limit)")
+                        help="stop after N optimisation steps in total (default: no limit; without --epochs, "
+                        "the run lasts exactly N steps)")
     parser.add_argument("--lr", type=float, default=d.lr, help=f"AdamW learning rate (default {d.lr:g})")
     parser.add_argument("--weight-decay", type=float, default=d.weight_decay,
                         help=f"AdamW weight decay (default {d.weight_decay:g})")
@@ -67,7 +71,8 @@ def add_run_options(parser, d, folder: str, seeded: str, cached: str) -> None:
     parser.add_argument("--cache", dest="cache_dir", metavar="DIR",
                         help=f"cache of preprocessed {cached} (default {folder}/cache); share it between runs")
     parser.add_argument("--resume", action="store_true",
-                        help=f"continue the run in {folder} from its checkpoint (raise --epochs to train longer)")
+                        help=f"continue the run in {folder} from its checkpoint (raise --epochs or --max-steps to "
+                        "train longer)")
     parser.add_argument("--overwrite", action="store_true",
                         help=f"replace the run in {folder} (its cache is kept and reused)")
     parser.add_argument("--events", metavar="FILE",

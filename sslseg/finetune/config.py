@@ -27,7 +27,8 @@ class FinetuneConfig:
         patch_size: training crop edge = UNETR ``img_size`` = inference window (None: the encoder's).
         feature_size: UNETR decoder width (16 in MONAI's tutorial).
         crops_per_volume: random crops per volume and step (pos/neg balanced, as the tutorial's 4).
-        epochs, max_steps: training length; ``max_steps`` (if set) stops earlier.
+        epochs, max_steps: training length (:func:`sslseg.training.loop.planned_epochs`): with both, whichever ends
+            first; ``epochs`` None: as many as ``max_steps`` needs, or ``DEFAULT_EPOCHS`` without it.
         batch_size: volumes per optimisation step in each process (each gives ``crops_per_volume`` crops).
         lr, weight_decay, grad_clip: AdamW and gradient norm limit (0: off).
         device, amp, seed, workers: as for pretraining.
@@ -47,7 +48,7 @@ class FinetuneConfig:
     patch_size: int | None = None
     feature_size: int = 16
     crops_per_volume: int = 4
-    epochs: int = 100
+    epochs: int | None = None
     max_steps: int | None = None
     batch_size: int = 1
     lr: float = 1e-4

@@ -23,8 +23,11 @@ from sslseg.models.vit_autoenc import ENCODER_PREFIXES
 from sslseg.package.files import sha256_of, write_atomically, write_json
 from sslseg.package.safe_torch import load_weights_only
 
-ENCODER_WEIGHTS = "encoder.safetensors"
-ENCODER_CARD = "encoder.json"
+#: The encoder a pretraining RUN_DIR offers (``read_encoder``, fine-tuning's ``--encoder RUN_DIR``): its files are
+#: ENCODER_NAME + ".safetensors" / ".json"; ``save_encoder`` can write an encoder under another name beside it.
+ENCODER_NAME = "encoder"
+ENCODER_WEIGHTS = f"{ENCODER_NAME}.safetensors"
+ENCODER_CARD = f"{ENCODER_NAME}.json"
 CARD_FORMAT = "sslseg-encoder"
 CARD_FORMAT_VERSION = 1
 
@@ -90,24 +93,26 @@ class TransferReport:
                 "position_embedding_resized": [{"tensor": n, "from": list(a), "to": list(b)} for n, a, b in self.resized]}
 
 
-def save_encoder(folder: str | Path, encoder_state: dict, card: dict) -> Path:
-    """Write ``encoder.safetensors`` and ``encoder.json`` atomically; returns the card path.
+def save_encoder(folder: str | Path, encoder_state: dict, card: dict, name: str = ENCODER_NAME) -> Path:
+    """Write ``NAME.safetensors`` and ``NAME.json`` atomically; returns the card path.
 
     Args:
         encoder_state: name -> tensor, names as in ``ViTAutoEnc`` (see :func:`~sslseg.models.vit_autoenc.
             encoder_state_dict`).
         card: architecture/preprocessing/provenance sections; format, weights file and hash are added here.
+        name: the files' stem; ``read_encoder`` reads only ``encoder`` (others, e.g. a run's last encoder beside its
+            best, are loaded as weights files).
     """
     from safetensors.torch import save_file
 
     folder = Path(folder)
-    weights = folder / ENCODER_WEIGHTS
+    weights = folder / f"{name}.safetensors"
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in encoder_state.items()}
     write_atomically(weights, lambda p: save_file(tensors, str(p), metadata={"format": CARD_FORMAT}))
     full = {"format": CARD_FORMAT, "format_version": CARD_FORMAT_VERSION,
-            "weights": {"file": ENCODER_WEIGHTS, "sha256": sha256_of(weights), "tensors": len(tensors)}, **card}
-    write_json(folder / ENCODER_CARD, full)
-    return folder / ENCODER_CARD
+            "weights": {"file": weights.name, "sha256": sha256_of(weights), "tensors": len(tensors)}, **card}
+    write_json(folder / f"{name}.json", full)
+    return folder / f"{name}.json"
 
 
 def read_encoder(folder: str | Path) -> tuple[dict, dict]:

@@ -20,7 +20,8 @@ def library_versions() -> dict:
     return versions
 
 
-def encoder_card(preset, preprocessing: dict, method: dict, training: dict, data: dict, results: dict) -> dict:
+def encoder_card(preset, preprocessing: dict, method: dict, training: dict, data: dict, results: dict,
+                 selection: dict) -> dict:
     """The card sections (the weights section is added by ``save_encoder``).
 
     Args:
@@ -29,7 +30,9 @@ def encoder_card(preset, preprocessing: dict, method: dict, training: dict, data
         method: :meth:`SSLMethod.describe`.
         training: epochs, steps, batch sizes, optimiser, seed, precision, processes.
         data: ``{"train": [{"name", "sha256"}], "val": [...], "skipped": [...]}``.
-        results: final losses.
+        results: the losses when these weights were saved.
+        selection: why these weights (best by validation loss, or last): rule, step, epoch, val_loss (see
+            :mod:`sslseg.pretrain.encoders`).
     """
     return {
         "architecture": {
@@ -46,6 +49,7 @@ def encoder_card(preset, preprocessing: dict, method: dict, training: dict, data
             "training": training,
             "data_fingerprint": data,
             "results": results,
+            "selection": selection,
             "versions": library_versions(),
             "date": now_iso(),
         },

@@ -24,7 +24,8 @@ class PretrainConfig:
         preset: ViT size (``tiny``, ``vit-b``).
         patch_size: training patch edge in voxels (None: the preset's ``img_size``); a multiple of 16.
         patches_per_volume: random patches drawn from each training volume per epoch.
-        epochs, max_steps: training length; ``max_steps`` (if set) stops earlier.
+        epochs, max_steps: training length (:func:`sslseg.training.loop.planned_epochs`): with both, whichever ends
+            first; ``epochs`` None: as many as ``max_steps`` needs, or ``DEFAULT_EPOCHS`` without it.
         batch_size: patches per optimisation step in each process (global batch = batch_size x processes).
         lr, weight_decay, warmup_steps: AdamW; the learning rate rises linearly over ``warmup_steps``, then stays.
         grad_clip: gradient norm limit (0: off).
@@ -47,7 +48,7 @@ class PretrainConfig:
     preset: str = "vit-b"
     patch_size: int | None = None
     patches_per_volume: int = 2
-    epochs: int = 100
+    epochs: int | None = None
     max_steps: int | None = None
     batch_size: int = 4
     lr: float = 1e-4

@@ -1,9 +1,10 @@
 """``sslseg pretrain``: data -> cache -> SSL method + ViT -> training loop -> encoder files, all in RUN_DIR.
 
-Outputs in RUN_DIR: ``encoder.safetensors`` + ``encoder.json`` (rewritten at every epoch end, so a killed run still
-leaves its last encoder), ``checkpoint.pt`` (full training state), ``events.jsonl``, ``train_stats.json``,
-``loss_curve.png`` and ``cache/`` (preprocessed volumes). Under ``torchrun`` every process trains its share of each
-global batch and rank 0 alone writes.
+Outputs in RUN_DIR: ``encoder.safetensors`` + ``encoder.json`` (the encoder with the lowest validation loss so far,
+the one fine-tuning loads), ``encoder_last.safetensors`` + ``encoder_last.json`` (rewritten at every epoch end, so a
+killed run still leaves its last encoder; see :mod:`sslseg.pretrain.encoders`), ``checkpoint.pt`` (full training
+state), ``events.jsonl``, ``train_stats.json``, ``loss_curve.png`` and ``cache/`` (preprocessed volumes). Under
+``torchrun`` every process trains its share of each global batch and rank 0 alone writes.
 
 SIGTERM (a GUI's Cancel) or SIGINT (Ctrl-C) stops a run cleanly: the step under way is finished and checkpointed,
 ``train_stats.json`` says ``stopped``, a ``stopped`` event carries the command that resumes the run (also printed on
@@ -28,7 +29,7 @@ from sslseg.data.split import split_volumes
 from sslseg.io.scan import find_volumes
 from sslseg.models.encoder_io import save_encoder
 from sslseg.models.presets import get_preset
-from sslseg.pretrain import run_dir
+from sslseg.pretrain import encoders, run_dir
 from sslseg.pretrain.card import encoder_card
 from sslseg.pretrain.config import PretrainConfig
 from sslseg.ssl import create_method
@@ -213,6 +214,16 @@ class _Outputs:
         self._plotted_at, self._plotted_step = time.monotonic(), state.step
 
     def write_encoder(self, state: TrainState, model, plot: bool = True) -> None:
+        """``encoder_last`` from the current weights, and ``encoder`` too when they are the best so far."""
+        tensors = self.method.encoder_state(model)
+        best = encoders.best_selection(state)
+        if best is not None:
+            save_encoder(self.out, tensors, self._card(state, best), encoders.BEST)
+        save_encoder(self.out, tensors, self._card(state, encoders.last_selection(state)), encoders.LAST)
+        self.plot(state, force=plot)
+
+    def _card(self, state: TrainState, selection: dict) -> dict:
+        """The card of the current weights; ``selection`` says why they are kept."""
         last = state.epochs[-1] if state.epochs else {}
         preprocessing = {**preprocess_settings(self.config).to_dict(), "orientation": "RAS",
                          "intensity": "0..1 clipped (CT: ct_window HU; MR: mr_percentiles)",
@@ -225,17 +236,17 @@ class _Outputs:
                     "compute": describe_compute(self.precision.device_type, self.precision.mode)}
         results = {"train_loss": last.get("train_loss"), "val_loss": last.get("val_loss"),
                    "last_step_loss": state.step_losses[-1][1] if state.step_losses else None}
-        card = encoder_card(self.preset, preprocessing, self.method.describe(), training, self.data.fingerprint(),
-                            results)
-        save_encoder(self.out, self.method.encoder_state(model), card)
-        self.plot(state, force=plot)
+        return encoder_card(self.preset, preprocessing, self.method.describe(), training, self.data.fingerprint(),
+                            results, selection)
 
     def finish(self, state: TrainState, model) -> dict:
-        if self.dist.is_main and not (self.out / "encoder.json").is_file():
+        if self.dist.is_main and not (self.out / f"{encoders.LAST}.json").is_file():
             self.write_encoder(state, model)
         elif self.dist.is_main:
             self.plot(state)
         last = state.epochs[-1] if state.epochs else {}
+        best = encoders.best_validated(state.epochs) or {}
         return {"run_dir": str(self.out), "epochs_done": state.epoch, "steps": state.step,
                 "train_loss": last.get("train_loss"), "val_loss": last.get("val_loss"),
-                "encoder": str(self.out / "encoder.safetensors")}
+                "encoder": str(self.out / f"{encoders.BEST}.safetensors"), "best_val_loss": best.get("val_loss"),
+                "best_step": best.get("step"), "encoder_last": str(self.out / f"{encoders.LAST}.safetensors")}

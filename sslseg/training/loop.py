@@ -12,8 +12,10 @@ SIGTERM / SIGINT (:mod:`sslseg.training.stop_signal`): the step under way is fin
 
 from __future__ import annotations
 
+import logging
 import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -22,7 +24,10 @@ import torch
 from sslseg.errors import SSLSegError
 from sslseg.training.distributed import DistContext, all_reduce_sum
 from sslseg.training.events import EventLog, ProgressBar, TrainStats
+from sslseg.training.settings import DEFAULT_EPOCHS
 from sslseg.training.stop_signal import StopSignal, agreed
+
+log = logging.getLogger(__name__)
 
 #: Step losses kept in train_stats.json (all of them stay in the checkpoint and the events).
 RECENT_STEPS = 500
@@ -33,7 +38,7 @@ class LoopConfig:
     """How long and how to train.
 
     Attributes:
-        epochs: passes over the training samples.
+        epochs: passes over the training samples (None: as many as ``max_steps`` needs; see :func:`planned_epochs`).
         max_steps: stop after this many optimisation steps in total (None: no limit).
         grad_clip: clip the global gradient norm to this (0: off).
         val_every: validate every this many epochs, and after the last (0: never).
@@ -41,7 +46,7 @@ class LoopConfig:
         stage: the ``stage`` field of progress events.
     """
 
-    epochs: int
+    epochs: int | None
     max_steps: int | None = None
     grad_clip: float = 1.0
     val_every: int = 1
@@ -100,8 +105,19 @@ class TrainParts:
     on_checkpoint: Callable[[TrainState, str], None] = lambda state, reason: None
 
 
+def planned_epochs(config: LoopConfig, steps_per_epoch: int) -> int:
+    """Epochs the run lasts: ``epochs`` if given (a ``max_steps`` that ends sooner still ends it), else as many as
+    ``max_steps`` needs, else ``DEFAULT_EPOCHS`` (so ``--max-steps 350`` alone is never cut at 100 epochs)."""
+    if config.epochs is not None:
+        return config.epochs
+    if config.max_steps:
+        return math.ceil(config.max_steps / steps_per_epoch)
+    return DEFAULT_EPOCHS
+
+
 def planned_steps(config: LoopConfig, steps_per_epoch: int) -> int:
-    total = config.epochs * steps_per_epoch
+    """Optimisation steps the run lasts in total: the planned epochs' steps, or ``max_steps`` if fewer."""
+    total = planned_epochs(config, steps_per_epoch) * steps_per_epoch
     return min(total, config.max_steps) if config.max_steps else total
 
 
@@ -162,6 +178,9 @@ def train(parts: TrainParts, state: TrainState, config: LoopConfig, dist: DistCo
     """
     spe = parts.steps_per_epoch
     total = planned_steps(config, spe)
+    if dist.is_main and config.epochs is not None and config.max_steps and total < config.max_steps:
+        log.warning("--epochs %d ends the run after %d steps, before --max-steps %d (leave out --epochs to train "
+                    "for exactly --max-steps)", config.epochs, total, config.max_steps)
     bar = ProgressBar(total, state.step, config.stage, enabled=dist.is_main)
     timer = _StepTimer()
     last_event = 0.0
@@ -169,8 +188,8 @@ def train(parts: TrainParts, state: TrainState, config: LoopConfig, dist: DistCo
     parts.model.train()
     try:
         stop.install()
+        timer.start()
         while state.step < total:
-            timer.start()
             for batch in parts.train_batches(state.epoch, state.step_in_epoch):
                 output = _optimisation_step(parts, _to_device(batch, parts.device), config.grad_clip)
                 loss = float(output.total.detach())
@@ -212,8 +231,9 @@ def train(parts: TrainParts, state: TrainState, config: LoopConfig, dist: DistCo
 def _report_step(parts, state, total, loss, loss_parts, timer, config, events, stats) -> None:
     lr = parts.optimizer.param_groups[0]["lr"]
     eta = timer.mean * (total - state.step) if timer.mean else None
-    fields = dict(stage=config.stage, epoch=state.epoch + 1, epochs=config.epochs, step=state.step,
-                  total_steps=total, loss=loss, lr=lr, eta_s=eta, seconds_per_step=timer.mean, **loss_parts)
+    fields = dict(stage=config.stage, epoch=state.epoch + 1, epochs=planned_epochs(config, parts.steps_per_epoch),
+                  step=state.step, total_steps=total, loss=loss, lr=lr, eta_s=eta, seconds_per_step=timer.mean,
+                  **loss_parts)
     events.emit("progress", **fields)
     stats.update(status="running", **fields, recent_step_losses=state.step_losses[-RECENT_STEPS:])
 
@@ -221,7 +241,7 @@ def _report_step(parts, state, total, loss, loss_parts, timer, config, events, s
 def _finish_epoch(parts, state, config, dist, events, stats, total) -> None:
     epoch_number = state.epoch + 1
     train_loss = state.epoch_loss_sum / max(1, state.step_in_epoch)
-    last = epoch_number >= config.epochs or state.step >= total
+    last = epoch_number >= planned_epochs(config, parts.steps_per_epoch) or state.step >= total
     val_loss, metrics = None, {}
     if config.val_every and (epoch_number % config.val_every == 0 or last):
         val_loss = validate(parts, dist)
@@ -237,24 +257,33 @@ def _finish_epoch(parts, state, config, dist, events, stats, total) -> None:
 
 
 class _StepTimer:
-    """Mean wall seconds per step (data waiting included) over the last 50 steps of this session; the first step
-    of each epoch (worker start-up) is left out once there are others."""
+    """Mean wall seconds per step over the last ``WINDOW`` steps of this session, each measured from the end of the
+    step before: data waiting and what recurs between steps (an epoch's loader start, validation, checkpoint) count,
+    since the ETA has to wait for them too; with one step per epoch a step's time is its epoch's. Only the session's
+    first step (start-up: first loader workers, first kernels) is left out, once there are others."""
+
+    WINDOW = 50
 
     def __init__(self) -> None:
-        self.durations: list[float] = []
+        self.first: float | None = None
+        self.durations: deque[float] = deque(maxlen=self.WINDOW)
         self._last = 0.0
-        self._first = False
 
     def start(self) -> None:
-        self._last, self._first = time.perf_counter(), True
+        """Call once, before the first step."""
+        self._last = time.perf_counter()
 
     def tick(self) -> None:
+        """Call at the end of every step."""
         now = time.perf_counter()
-        if not self._first or not self.durations:
+        if self.first is None:
+            self.first = now - self._last
+        else:
             self.durations.append(now - self._last)
-        self._last, self._first = now, False
+        self._last = now
 
     @property
     def mean(self) -> float | None:
-        recent = self.durations[-50:]
-        return sum(recent) / len(recent) if recent else None
+        if self.durations:
+            return sum(self.durations) / len(self.durations)
+        return self.first

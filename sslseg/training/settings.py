@@ -7,11 +7,14 @@ from pathlib import Path
 
 from sslseg.errors import SSLSegError
 
+#: Training length when neither ``--epochs`` nor ``--max-steps`` is given.
+DEFAULT_EPOCHS = 100
+
 
 def common_problems(config) -> list[tuple[bool, str]]:
     """(failed, message) for the fields both configurations share."""
     return [
-        (config.epochs < 1, "--epochs must be at least 1"),
+        (config.epochs is not None and config.epochs < 1, "--epochs must be at least 1"),
         (config.max_steps is not None and config.max_steps < 1, "--max-steps must be at least 1"),
         (config.batch_size < 1, "--batch-size must be at least 1"),
         (not config.lr > 0, "--lr must be > 0"),
