@@ -140,3 +140,34 @@ def test_a_shared_temporary_cache_folder_is_refused(tmp_path):
     shared.chmod(0o700)
     assert numba_cache.usable(shared, private=True)
     assert not numba_cache.usable(Path("relative"))  # "~" unexpanded without a home
+
+
+#: Hashes a small volume twice (default kernel), then one larger than the rental, then prints which kernels ran.
+RENTAL_CHILD = """
+import json, sys
+import numpy as np
+from sslseg.reduce import compiled_sweeps, dhash
+from sslseg.reduce.axial import axial_stack
+from sslseg.reduce.dhash import axial_hashes, to_hex
+from sslseg.volume import Volume
+
+dhash.COMPILED_AFTER_VOXELS = 40 * 30 * 6 * 2
+voxels = np.random.default_rng(0).integers(-1000, 2000, (40, 30, 6)).astype(np.int16)
+loaded = []
+hashes = []
+for _ in range(3):
+    hashes.append(to_hex(axial_hashes(axial_stack(Volume(voxels, np.eye(4))))))
+    loaded.append(compiled_sweeps.loaded())
+print(json.dumps({"loaded": loaded, "numba_imported": "numba" in sys.modules, "same": hashes[0] == hashes[2]}))
+"""
+
+
+def test_by_default_numpy_hashes_until_numbas_start_up_pays_for_itself(tmp_path):
+    """numba costs ~0.7 s per process even from its cache: the default (no SSLSEG_HASH_KERNEL) does not even import
+    numba for the first COMPILED_AFTER_VOXELS voxels, then switches to the compiled kernel, with the same bits."""
+    env = child_env(tmp_path, NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    done = subprocess.run([sys.executable, "-c", RENTAL_CHILD], env=env, cwd=REPOSITORY, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result == {"loaded": [False, False, True], "numba_imported": True, "same": True}

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from functools import lru_cache
 
 import numpy as np
@@ -43,6 +44,11 @@ _INT32_LIMIT = float(1 << 31)
 def available() -> bool:
     """True when numba is installed and ``SSLSEG_HASH_KERNEL`` is not ``numpy``."""
     return os.environ.get("SSLSEG_HASH_KERNEL", "").lower() != "numpy" and _numba_installed()
+
+
+def loaded() -> bool:
+    """True when this process has already paid numba's start-up: the kernels are imported."""
+    return "sslseg.reduce.compiled_kernels" in sys.modules
 
 
 @lru_cache(maxsize=1)

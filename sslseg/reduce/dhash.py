@@ -10,7 +10,7 @@ voxels -> grey levels (the float32 map proven equal to the float64 definition, e
 first (large) pass, exact integers. The rounding, 8-bit clip and the second (tiny) pass run on the (N, H, 9) or
 (N, 8, W) intermediate in float64.
 
-Two kernels give the same bits (``kernel=``; default: compiled when numba is installed, ``sslseg[fast]``):
+Two kernels give the same bits (``kernel=``; default: see :data:`COMPILED_AFTER_VOXELS`; numba: ``sslseg[fast]``):
 
 - compiled (:mod:`~sslseg.reduce.compiled_sweeps`): one sweep, each voxel read once, its grey level multiplied
   into Pillow's int32 sums while in a register; ~0.15 ms per 512 x 512 slice (benchmarks ``reduce``);
@@ -120,15 +120,36 @@ class _GreyLevels:
             out[tuple(cut)] = np.floor(chunk[tuple(cut)] * self.a[n] + self.b[n])
 
 
-def _use_compiled(kernel: str | None) -> bool:
-    """``kernel``: "compiled" (numba, an error without it), "numpy", or None (compiled when available)."""
+#: Ski rental between the kernels. numba costs ~0.7 s in every fresh process even with its kernels in the disk cache
+#: (import, then loading them), what the compiled kernel saves over numpy on ~1,200 slices of 512^2 (0.6 ms a slice;
+#: 2-core AMD EPYC). So by default a process hashes with numpy until it has hashed that many voxels, and compiled
+#: from then on (or at once when the kernels are already loaded): a default job never costs more than about twice
+#: what the better kernel alone would have. ``SSLSEG_HASH_KERNEL=numpy|compiled`` or ``kernel=`` decides instead.
+COMPILED_AFTER_VOXELS = 1200 * 512 * 512
+_voxels_hashed_with_numpy = 0
+
+
+def _use_compiled(kernel: str | None, voxels: int) -> bool:
+    """``kernel``: "compiled" (numba, an error without it), "numpy", or None (``SSLSEG_HASH_KERNEL``, else the ski
+    rental of :data:`COMPILED_AFTER_VOXELS`); ``voxels``: the size of the job at hand."""
+    global _voxels_hashed_with_numpy
+
+    chosen = os.environ.get("SSLSEG_HASH_KERNEL", "").lower()
+    kernel = kernel or (chosen if chosen in ("numpy", "compiled") else None)
     if kernel == "numpy":
         return False
-    if kernel == "compiled" and not compiled_sweeps.available():
-        raise SSLSegError("The compiled slice hash needs numba, which is not installed (or SSLSEG_HASH_KERNEL=numpy).",
-                          "pip install 'sslseg[fast]', or hash with the numpy kernel")
-    if kernel not in (None, "compiled"):
+    if kernel == "compiled":
+        if not compiled_sweeps.available():
+            raise SSLSegError("The compiled slice hash needs numba, which is not installed.",
+                              "pip install 'sslseg[fast]', or hash with the numpy kernel")
+        return True
+    if kernel is not None:
         raise ValueError(f"kernel must be 'compiled', 'numpy' or None, not {kernel!r}")
+    if compiled_sweeps.loaded():
+        return True
+    if _voxels_hashed_with_numpy < COMPILED_AFTER_VOXELS:  # numba not even imported yet: that is the cost saved
+        _voxels_hashed_with_numpy += voxels
+        return False
     return compiled_sweeps.available()
 
 
@@ -243,7 +264,7 @@ def stack_hashes(images: np.ndarray, a: np.ndarray | None = None, b: np.ndarray 
     ``floor(v * a + b)`` in float64 turns raw voxels into grey levels first (:func:`~sslseg.reduce.axial.scale_into`).
     ``threads``: worker threads (default: see :data:`THREADS`); ``kernel``: see :func:`axial_hashes`.
     """
-    compiled = _use_compiled(kernel)
+    compiled = _use_compiled(kernel, np.asarray(images).size)
     data, order, flips = memory_layout(np.asarray(images))
     if a is None:
         compiled = compiled and data.dtype == np.uint8  # other types: levels 0..255 not guaranteed (int32 sums)
@@ -280,9 +301,9 @@ def axial_hashes(stack: AxialStack, threads: int | None = None, kernel: str | No
 
     Integer voxels use the float32 grey-level map on the slices where it is proven equal to the definition, the
     float64 one on the others. ``threads``: worker threads (default: see :data:`THREADS`). ``kernel``: "compiled"
-    (:mod:`~sslseg.reduce.compiled_sweeps`, needs numba), "numpy", or None: compiled when numba is installed.
+    (:mod:`~sslseg.reduce.compiled_sweeps`, needs numba), "numpy", or None (see :data:`COMPILED_AFTER_VOXELS`).
     Both give the same bits."""
-    compiled = _use_compiled(kernel)
+    compiled = _use_compiled(kernel, stack.images.size)
     data, order, flips = memory_layout(stack.images)
     position = order.index(0)
     integer = np.issubdtype(data.dtype, np.integer)
