@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.result import BenchResult
+from benchmarks.result import BenchResult, median_seconds
 
 SEEDS = (0, 1, 2)
 FINETUNE_STEPS = 800
@@ -238,7 +238,7 @@ def _training_step_seconds(name: str) -> float:
             optimizer.step()
 
         step()  # warm-up
-        return _median_seconds(step)
+        return median_seconds(step, repeats=3)
 
 
 def _window_seconds(name: str) -> float:
@@ -260,16 +260,7 @@ def _window_seconds(name: str) -> float:
                 model(window)
 
         forward()  # warm-up
-        return _median_seconds(forward)
-
-
-def _median_seconds(function, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        return median_seconds(forward, repeats=3)
 
 
 def _spread(values: list[float]) -> str:
