@@ -192,7 +192,9 @@ def read_encoder_file(path: str | Path) -> dict:
     if path.suffix.lower() == ".safetensors":
         return _load_safetensors(path)
     state = load_weights_only(path, "the encoder file",
-                              "save only the weights where it was made: torch.save(model.state_dict(), 'encoder.pt')")
+                              "save only the weights where it was made: torch.save(model.state_dict(), 'encoder.pt')",
+                              "--encoder takes a pretraining RUN_DIR (encoder.json + encoder.safetensors), a .pt/.pth "
+                              "file written by torch.save, a .safetensors file, or none")
     if not isinstance(state, dict):
         raise SSLSegError(f"{path} holds a {type(state).__name__}, not a state dict", "save model.state_dict()")
     return state
