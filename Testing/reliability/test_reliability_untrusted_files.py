@@ -7,6 +7,7 @@ pickle with code: --encoder FILE   test_a_pickle_that_would_run_code_is_refused[
 pickle with code: checkpoint       test_a_pickle_that_would_run_code_is_refused[pretraining checkpoint],
                                    ...[fine-tuning checkpoint]
 not a torch file (random bytes)    test_random_bytes_are_not_called_a_dangerous_pickle[...] (the same three places)
+torch's warnings on such a file    test_torch_warnings_do_not_precede_the_error[...]
 card: unexpected field             test_an_edited_model_card_is_refused[unexpected field]
 card: wrong type                   ...[wrong type]
 card: path escaping the folder     ...[path escaping the folder], ...[absolute path], ...[symlink out]
@@ -22,6 +23,7 @@ Model weights are only ever read from safetensors files (tensors, no code); ever
 
 import json
 import pathlib
+import warnings
 
 import numpy as np
 import pytest
@@ -92,6 +94,17 @@ def test_random_bytes_are_not_called_a_dangerous_pickle(where, unlabelled_dir, p
     error, _ = assert_refused(run_cli(capsys, *args), f"{noise} is not a PyTorch weights file (neither a zip archive "
                               "nor a pickle)")
     assert "Python objects" not in error
+
+
+@pytest.mark.parametrize("where", ["encoder file", "pretraining checkpoint", "fine-tuning checkpoint"])
+def test_torch_warnings_do_not_precede_the_error(where, unlabelled_dir, pretrain_cache, labelled_dir, tmp_path,
+                                                capsys):
+    """Issue 14: torch's "Detected pickle protocol 171 ..." warning is not shown before our one-line error."""
+    _, args = reading(where, random_bytes, unlabelled_dir, pretrain_cache, labelled_dir, tmp_path)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        assert run_cli(capsys, *args)[0] == 2
+    assert [str(w.message) for w in shown if "torch" in w.filename] == []
 
 
 @pytest.fixture

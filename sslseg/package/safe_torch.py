@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import warnings
 from pathlib import Path
 
 from sslseg.errors import SSLSegError
@@ -36,7 +37,11 @@ def load_weights_only(path: str | Path, what: str, hint: str, not_torch_hint: st
 
     path = Path(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns before it fails on a foreign file ("Detected pickle protocol 171 ..."); the user gets our
+            # one-line error below instead of its multi-line warning above it
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - torch reports foreign and damaged files with many exception types
         raise _refusal(path, what, hint, not_torch_hint, error) from error
 
