@@ -2,6 +2,7 @@
 compared, never trusted to ``strict=False`` — and the card says how it was made."""
 
 import json
+import stat
 
 import pytest
 import torch
@@ -67,6 +68,17 @@ def test_the_card_describes_architecture_preprocessing_method_and_data(run_dir, 
     for item in data["train"] + data["val"]:
         assert item["sha256"] == sha256_of(unlabelled_dir / item["name"])
     assert {"torch", "monai", "python"} <= set(card["provenance"]["versions"])
+
+
+def test_every_file_of_the_run_has_the_permissions_of_a_plain_open(run_dir, tmp_path):
+    """Issue 14: encoder.safetensors was owner-only (0600) beside 0644 files; a shared run folder must be readable
+    as the user's umask allows, like everything else the run writes."""
+    probe = tmp_path / "written with open"
+    probe.write_text("")
+    expected = oct(stat.S_IMODE(probe.stat().st_mode))
+    modes = {str(p.relative_to(run_dir)): oct(stat.S_IMODE(p.stat().st_mode)) for p in run_dir.rglob("*") if p.is_file()}
+    assert "encoder.safetensors" in modes
+    assert modes == {name: expected for name in modes}
 
 
 def test_every_preset_has_the_twelve_layers_unetr_taps():
