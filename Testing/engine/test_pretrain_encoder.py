@@ -76,7 +76,8 @@ def test_every_file_of_the_run_has_the_permissions_of_a_plain_open(run_dir, tmp_
     probe = tmp_path / "written with open"
     probe.write_text("")
     expected = oct(stat.S_IMODE(probe.stat().st_mode))
-    modes = {str(p.relative_to(run_dir)): oct(stat.S_IMODE(p.stat().st_mode)) for p in run_dir.rglob("*") if p.is_file()}
+    modes = {str(p.relative_to(run_dir)): oct(stat.S_IMODE(p.stat().st_mode))
+             for p in run_dir.rglob("*") if p.is_file()}
     assert "encoder.safetensors" in modes
     assert modes == {name: expected for name in modes}
 

@@ -89,7 +89,8 @@ def random_bytes(path):
 @pytest.mark.parametrize("where", ["encoder file", "pretraining checkpoint", "fine-tuning checkpoint"])
 def test_random_bytes_are_not_called_a_dangerous_pickle(where, unlabelled_dir, pretrain_cache, labelled_dir,
                                                        tmp_path, capsys):
-    """Issue 14: noise given as --encoder (or found as the checkpoint) is named for what it is, not a pickle with code."""
+    """Issue 14: noise given as --encoder (or found as the checkpoint) is named for what it is, not a pickle with
+    code."""
     noise, args = reading(where, random_bytes, unlabelled_dir, pretrain_cache, labelled_dir, tmp_path)
     error, _ = assert_refused(run_cli(capsys, *args), f"{noise} is not a PyTorch weights file (neither a zip archive "
                               "nor a pickle)")
