@@ -32,11 +32,11 @@ def run(args: argparse.Namespace) -> int:
     if path.is_file() and path.suffix.lower() != ".json":
         print(_describe(VolumeSource(path).read(), str(path)))
         return 0
-    cases, unlabelled = find_labelled_cases(path)
+    result = scan_folder(path) if path.is_dir() else None  # once: each scan warns about every non-image file
+    cases, unlabelled = find_labelled_cases(path, result)
     if cases:
         print(f"{len(cases)} labelled case(s)" + (f", {len(unlabelled)} image(s) without labels" if unlabelled else ""))
         return _summary(sum(not _print_case(case) for case in cases), len(cases), "case(s)", unlabelled)
-    result = scan_folder(path)
     if not result.sources:
         raise SSLSegError(f"{path} holds no volumes", "put NIfTI, NRRD, MetaImage files or DICOM series in it")
     print(f"{path}: {len(result.sources)} volume(s)")
