@@ -1,7 +1,60 @@
-"""``sslseg info`` on a folder: each warning said once."""
+"""``sslseg info`` on what sslseg itself writes: a model folder (``sslseg finetune``) and a pretraining run folder
+(``sslseg pretrain``); and a folder's warnings said once."""
 
 import subprocess
 import sys
+
+import pytest
+
+from sslseg.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def model_dir(run_finetune, tmp_path_factory):
+    """A model folder as `sslseg finetune` leaves it: the tiny UNETR trained one step on one phantom, validated on a
+    second (two cases of the labelled_dir kind, so that the whole epoch, validation included, takes seconds)."""
+    from finetune_support import FINETUNE_GRID, FINETUNE_SPACING_MM
+
+    from sslseg.synth.cohort import write_labelled
+
+    folder = tmp_path_factory.mktemp("info_model")
+    write_labelled(folder / "cases", 2, size=FINETUNE_GRID, spacing=FINETUNE_SPACING_MM, seed=5)
+    run_finetune(folder / "cases", folder / "model", epochs=1, val_every=1, val_fraction=0.5, amp="off")
+    return folder / "model"
+
+
+def info(capsys, path) -> str:
+    capsys.readouterr()
+    assert main(["info", str(path)]) == 0
+    return capsys.readouterr().out
+
+
+def test_a_model_folder_is_described_by_its_card(model_dir, capsys, caplog):
+    """Issue 14: `sslseg info MODEL_DIR` warned twice about every file and ended with "holds no volumes"."""
+    out = info(capsys, model_dir)
+    assert out.startswith(f"{model_dir}: model package (sslseg-model v1")
+    assert "architecture: UNETR, preset tiny (hidden size 96, 12 layers, 4 heads, 16^3-voxel tokens)" in out
+    assert "32^3-voxel window (training patch size), 6 x 6 x 6 mm voxels, orientation RAS" in out
+    assert "labels (8): value, name, validation Dice\n      1 liver " in out and "      8 gallbladder " in out
+    assert "encoder: random initialisation" in out
+    assert "training: 1 epoch(s), 1 step(s), 1 training / 1 validation case(s), amp off" in out
+    assert "validation: mean Dice 0." in out and "(epoch 1, step 1, 1 case(s))" in out
+    assert "weights: model.safetensors (" in out
+    assert "skipping" not in caplog.text
+    assert info(capsys, model_dir / "model.json") == out  # the card itself names the same folder
+
+
+def test_a_pretraining_run_is_described_by_its_encoder_card(tiny_encoder_run, capsys, caplog):
+    out = info(capsys, tiny_encoder_run)
+    assert out.startswith(f"{tiny_encoder_run}: pretrained encoder (sslseg-encoder v1")
+    assert "architecture: ViT, preset tiny (hidden size 96, 12 layers, 4 heads, 16^3-voxel tokens), trained on " \
+           "32^3-voxel patches" in out
+    assert "input: 4 mm voxels, orientation RAS" in out
+    assert "SSL method: inpaint-contrastive (temperature 0.05" in out
+    assert "training: 1 epoch(s), " in out and " amp " in out
+    assert "results: train loss " in out
+    assert "weights: encoder.safetensors (" in out and "161 tensors" in out
+    assert "skipping" not in caplog.text
 
 
 def test_a_folder_warns_once_about_each_file_it_skips(tmp_path):

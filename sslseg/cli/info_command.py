@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sslseg.cli.info_package import describe_package, package_folder
 from sslseg.errors import SSLSegError
 from sslseg.io.label_paths import is_label_path
 from sslseg.io.pairing import LabelledCase, find_labelled_cases, load_case
@@ -17,11 +18,13 @@ from sslseg.volume import Volume
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "info",
-        help="describe a volume file, a DICOM folder, or a folder of cases",
+        help="describe a volume file, a DICOM folder, a folder of cases, a model or a pretrained encoder",
         description="Print shape, voxel spacing, orientation, modality and label names of a file or of every case "
-        "in a folder (recursive; labelled layouts are recognised).",
+        "in a folder (recursive; labelled layouts are recognised); for a model folder (sslseg finetune) or a "
+        "pretraining run folder (sslseg pretrain), what its card says.",
     )
-    parser.add_argument("path", type=Path, help="an image file, a DICOM series folder, a folder, or a datalist JSON")
+    parser.add_argument("path", type=Path, help="an image file, a DICOM series folder, a folder, a datalist JSON, a "
+                        "MODEL_DIR or a pretraining RUN_DIR")
     parser.set_defaults(run=run)
 
 
@@ -29,6 +32,10 @@ def run(args: argparse.Namespace) -> int:
     path: Path = args.path
     if not path.exists():
         raise SSLSegError(f"{path} does not exist", "check the path")
+    package = package_folder(path)
+    if package:
+        print(describe_package(package))
+        return 0
     if path.is_file() and path.suffix.lower() != ".json":
         print(_describe(VolumeSource(path).read(), str(path)))
         return 0

@@ -123,6 +123,15 @@ def read_encoder(folder: str | Path) -> tuple[dict, dict]:
     return card, _load_safetensors(weights)
 
 
+def read_encoder_card(folder: str | Path) -> dict:
+    """The validated card of an encoder folder (weights neither loaded nor hashed: for describing it)."""
+    path = Path(folder) / ENCODER_CARD
+    if not path.is_file():
+        raise SSLSegError(f"{folder} holds no pretrained encoder (no {ENCODER_CARD})",
+                          "point to the output folder of `sslseg pretrain`")
+    return _read_encoder_card(path)
+
+
 #: What fine-tuning reads from an encoder card; the rest (provenance, preprocessing notes) is free-form.
 ENCODER_CARD_SPEC = {"format": str, "format_version": int, "weights": {"file": str, "sha256": str, "tensors?": int},
                      "architecture": {"name": str, "trained_in?": str, "loads_into?": str, "in_channels?": int,
