@@ -1,9 +1,11 @@
-"""``sslseg info`` on what sslseg itself writes: a model folder (``sslseg finetune``) and a pretraining run folder
-(``sslseg pretrain``); and a folder's warnings said once."""
+"""``sslseg info`` on what sslseg itself writes: a model folder (``sslseg finetune``), a pretraining run folder
+(``sslseg pretrain``) and a label map with its names (``sslseg segment``); and a folder's warnings said once."""
 
 import subprocess
 import sys
 
+import nibabel as nib
+import numpy as np
 import pytest
 
 from sslseg.cli.main import main
@@ -55,6 +57,26 @@ def test_a_pretraining_run_is_described_by_its_encoder_card(tiny_encoder_run, ca
     assert "results: train loss " in out
     assert "weights: encoder.safetensors (" in out and "161 tensors" in out
     assert "skipping" not in caplog.text
+
+
+def test_a_segmentation_shows_the_names_of_its_sidecar(model_dir, tmp_path, capsys):
+    """Issue 14: `sslseg info pred.nii.gz` showed "intensity 0 .. 13" beside the pred.json that names the labels."""
+    out_file = tmp_path / "pred.nii.gz"
+    assert main(["segment", str(model_dir.parent / "cases" / "imagesTr" / "case_000.nii.gz"), "--model", str(model_dir),
+                 "--out", str(out_file)]) == 0
+    counts = np.bincount(np.asarray(nib.load(out_file).dataobj).ravel(), minlength=9)
+    out = info(capsys, out_file)
+    assert "intensity" not in out
+    assert "labels (8): value, name, voxels" in out
+    for value, name in enumerate(["liver", "spleen", "right_kidney", "left_kidney", "stomach", "aorta", "pancreas",
+                                  "gallbladder"], start=1):
+        assert f"\n    {value:>3} {name:<12}  {counts[value]}\n" in out + "\n"
+
+
+def test_a_label_map_of_an_msd_folder_shows_the_names_of_its_dataset_json(model_dir, capsys):
+    """A labelsTr/ file alone: its names are in the folder above (dataset.json), as when the folder is read whole."""
+    out = info(capsys, model_dir.parent / "cases" / "labelsTr" / "case_000.nii.gz")
+    assert "labels (8): value, name, voxels\n      1 liver " in out and "label_1" not in out
 
 
 def test_a_folder_warns_once_about_each_file_it_skips(tmp_path):
