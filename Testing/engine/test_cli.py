@@ -79,3 +79,20 @@ def test_info_on_a_folder_names_each_unreadable_file_with_a_hint_and_exits_1(tmp
     assert "case_000.nii.gz" in out and "grid: 24 x 24 x 24" in out
     assert "broken.nii.gz\n  unreadable:" in out and "\n  hint: " in out
     assert "1 of 2 volume(s) unusable" in out
+
+
+@pytest.mark.parametrize("buffering", ["buffered", "unbuffered"])
+def test_a_reader_that_stops_early_ends_the_command_quietly(buffering, tmp_path):
+    """Issue 14: `sslseg info ... | head` ended with "error: [Errno 32] Broken pipe" and a hint about disk space.
+    A closed pipe ends the command as it ends any Unix tool: nothing on stderr, status 141 (128 + SIGPIPE).
+    Buffered, the pipe breaks when the output is flushed at the end; unbuffered, in the middle of the command."""
+    nib.save(nib.Nifti1Image(np.arange(24, dtype=np.int16).reshape(2, 3, 4), np.eye(4)), tmp_path / "ct.nii.gz")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1" if buffering == "unbuffered" else ""}
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line, as `head` is once it has read its lines
+    try:
+        result = subprocess.run([sys.executable, "-m", "sslseg", "info", str(tmp_path / "ct.nii.gz")], stdout=write,
+                                stderr=subprocess.PIPE, text=True, env=env)
+    finally:
+        os.close(write)
+    assert (result.returncode, result.stderr) == (141, "")

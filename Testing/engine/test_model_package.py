@@ -1,12 +1,15 @@
 """The shared model folder: round trip, and refusal of edited, malicious or damaged packages."""
 
 import json
+import os
+import stat
 
 import pytest
 import torch
 
 from sslseg.errors import SSLSegError
 from sslseg.labels import LabelTable
+from sslseg.models.encoder_io import save_encoder
 from sslseg.package.model_package import labels_to_card, load_model_package, save_model_package
 from sslseg.package.schema import CardError
 
@@ -90,3 +93,27 @@ def test_symlinked_weights_are_refused(package, tmp_path):
 def test_not_a_model_folder(tmp_path):
     with pytest.raises(SSLSegError, match="is not a model folder"):
         load_model_package(tmp_path)
+
+
+def plain_open_mode(folder):
+    """The permissions ``open()`` gives a new file here, under the process's umask."""
+    probe = folder / "written with open"
+    probe.write_text("")
+    return stat.S_IMODE(probe.stat().st_mode)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_shared_files_get_the_permissions_of_a_plain_open(umask, tmp_path):
+    """Issue 14: model.safetensors (and encoder.safetensors) were 0600 beside a 0644 card: a model folder shared with
+    colleagues was unreadable to them. Every file written gets what open() would give, the umask respected."""
+    weights = {"head.bias": torch.tensor([1.0, 2.0])}
+    previous = os.umask(umask)
+    try:
+        model = save_model_package(tmp_path / "model", weights, card())
+        run = save_encoder(tmp_path / "run", weights, {"architecture": {"name": "ViT"}}).parent
+        expected = plain_open_mode(tmp_path)
+    finally:
+        os.umask(previous)
+    modes = {path.name: oct(stat.S_IMODE(path.stat().st_mode)) for path in [*model.iterdir(), *run.iterdir()]}
+    assert set(modes) == {"model.json", "model.safetensors", "encoder.json", "encoder.safetensors"}
+    assert modes == {name: oct(expected) for name in modes}

@@ -2,6 +2,7 @@
 compared, never trusted to ``strict=False`` — and the card says how it was made."""
 
 import json
+import stat
 
 import pytest
 import torch
@@ -103,6 +104,18 @@ def test_without_validation_the_best_encoder_is_the_last_and_its_card_says_so(un
     assert best_card["provenance"]["selection"]["rule"].startswith("last: no validation loss")
     assert best_card["provenance"]["selection"]["step"] == last_card["provenance"]["selection"]["step"] == 2
     assert best_card["weights"]["sha256"] == last_card["weights"]["sha256"]
+
+
+def test_every_file_of_the_run_has_the_permissions_of_a_plain_open(run_dir, tmp_path):
+    """Issue 14: encoder.safetensors was owner-only (0600) beside 0644 files; a shared run folder must be readable
+    as the user's umask allows, like everything else the run writes."""
+    probe = tmp_path / "written with open"
+    probe.write_text("")
+    expected = oct(stat.S_IMODE(probe.stat().st_mode))
+    modes = {str(p.relative_to(run_dir)): oct(stat.S_IMODE(p.stat().st_mode))
+             for p in run_dir.rglob("*") if p.is_file()}
+    assert "encoder.safetensors" in modes
+    assert modes == {name: expected for name in modes}
 
 
 def test_every_preset_has_the_twelve_layers_unetr_taps():

@@ -6,6 +6,8 @@ pickle with code: --encoder FILE   test_a_pickle_that_would_run_code_is_refused[
                                    (engine/test_finetune_encoder.py::test_loading_never_runs_pickled_code, API)
 pickle with code: checkpoint       test_a_pickle_that_would_run_code_is_refused[pretraining checkpoint],
                                    ...[fine-tuning checkpoint]
+not a torch file (random bytes)    test_random_bytes_are_not_called_a_dangerous_pickle[...] (the same three places)
+torch's warnings on such a file    test_torch_warnings_do_not_precede_the_error[...]
 card: unexpected field             test_an_edited_model_card_is_refused[unexpected field]
 card: wrong type                   ...[wrong type]
 card: path escaping the folder     ...[path escaping the folder], ...[absolute path], ...[symlink out]
@@ -21,7 +23,9 @@ Model weights are only ever read from safetensors files (tensors, no code); ever
 
 import json
 import pathlib
+import warnings
 
+import numpy as np
 import pytest
 import torch
 from reliability_support import FINETUNE_TINY, PRETRAIN_TINY, assert_refused, run_cli
@@ -45,27 +49,63 @@ def evil_file(path, marker, **content):
     return path
 
 
+def reading(where, write, unlabelled_dir, pretrain_cache, labelled_dir, tmp_path):
+    """(the file ``write(path)`` made, the CLI arguments that read it ``where``)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    if where == "encoder file":
+        path = write(tmp_path / "encoder.pth")
+        args = ["finetune", labelled_dir, "--encoder", path, "--out", run, *FINETUNE_TINY]
+    elif where == "pretraining checkpoint":
+        path = write(run / "checkpoint.pt")
+        args = ["pretrain", unlabelled_dir, "--out", run, *PRETRAIN_TINY, "--cache", pretrain_cache, "--resume"]
+    else:
+        path = write(run / "checkpoint.pt")
+        args = ["finetune", labelled_dir, "--encoder", "none", "--out", run, *FINETUNE_TINY, "--resume"]
+    return path, [*args, "--events", tmp_path / "events.jsonl"]
+
+
 @pytest.mark.parametrize("where", ["encoder file", "pretraining checkpoint", "fine-tuning checkpoint"])
 def test_a_pickle_that_would_run_code_is_refused(where, unlabelled_dir, pretrain_cache, labelled_dir, tmp_path,
                                                  capsys):
     marker = tmp_path / "code_ran"
-    run = tmp_path / "run"
-    run.mkdir()
-    if where == "encoder file":
-        evil = evil_file(tmp_path / "encoder.pth", marker, state_dict={"blocks.0.norm1.weight": torch.ones(3)})
-        args = ["finetune", labelled_dir, "--encoder", evil, "--out", run, *FINETUNE_TINY]
-    elif where == "pretraining checkpoint":
-        evil = evil_file(run / "checkpoint.pt", marker)
-        args = ["pretrain", unlabelled_dir, "--out", run, *PRETRAIN_TINY, "--cache", pretrain_cache, "--resume"]
-    else:
-        evil = evil_file(run / "checkpoint.pt", marker)
-        args = ["finetune", labelled_dir, "--encoder", "none", "--out", run, *FINETUNE_TINY, "--resume"]
-    assert_refused(run_cli(capsys, *args, "--events", tmp_path / "events.jsonl"), str(evil),
+    content = {"state_dict": {"blocks.0.norm1.weight": torch.ones(3)}} if where == "encoder file" else {}
+    evil, args = reading(where, lambda path: evil_file(path, marker, **content), unlabelled_dir, pretrain_cache,
+                         labelled_dir, tmp_path)
+    assert_refused(run_cli(capsys, *args), str(evil),
                    "holds Python objects besides tensors (it asks for ",
                    "full unpickling, which can run arbitrary code, so it is refused")
     assert not marker.exists(), "the file's code ran"
     torch.load(evil, weights_only=False)  # the payload is real: a full unpickle runs it
     assert marker.exists()
+
+
+def random_bytes(path):
+    """Noise that starts like a pickle of protocol 171: torch warns about the protocol, then fails to read it."""
+    path.write_bytes(b"\x80\xab" + np.random.default_rng(14).bytes(4094))
+    return path
+
+
+@pytest.mark.parametrize("where", ["encoder file", "pretraining checkpoint", "fine-tuning checkpoint"])
+def test_random_bytes_are_not_called_a_dangerous_pickle(where, unlabelled_dir, pretrain_cache, labelled_dir,
+                                                       tmp_path, capsys):
+    """Issue 14: noise given as --encoder (or found as the checkpoint) is named for what it is, not a pickle with
+    code."""
+    noise, args = reading(where, random_bytes, unlabelled_dir, pretrain_cache, labelled_dir, tmp_path)
+    error, _ = assert_refused(run_cli(capsys, *args), f"{noise} is not a PyTorch weights file (neither a zip archive "
+                              "nor a pickle)")
+    assert "Python objects" not in error
+
+
+@pytest.mark.parametrize("where", ["encoder file", "pretraining checkpoint", "fine-tuning checkpoint"])
+def test_torch_warnings_do_not_precede_the_error(where, unlabelled_dir, pretrain_cache, labelled_dir, tmp_path,
+                                                capsys):
+    """Issue 14: torch's "Detected pickle protocol 171 ..." warning is not shown before our one-line error."""
+    _, args = reading(where, random_bytes, unlabelled_dir, pretrain_cache, labelled_dir, tmp_path)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        assert run_cli(capsys, *args)[0] == 2
+    assert [str(w.message) for w in shown if "torch" in w.filename] == []
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import logging
 import sys
 
 from sslseg import __version__
+from sslseg.cli import closed_pipe
 from sslseg.errors import SSLSegError
 from sslseg.openmp_policy import prefer_passive_waits
 
@@ -49,7 +50,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.run(args) or 0)
+        status = int(args.run(args) or 0)
+        sys.stdout.flush()  # here, not at exit: a reader gone by then would get a traceback, not the quiet end below
+        return status
+    except BrokenPipeError as error:
+        if args.debug or not closed_pipe.stdout_reader_gone():
+            return _system_error(error, args.debug)  # another pipe (a worker process): a real failure
+        closed_pipe.discard_stdout()
+        return closed_pipe.EXIT_STATUS
     except SSLSegError as error:
         if args.debug:
             raise
@@ -57,12 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         if error.hint:
             print(f"hint: {error.hint}", file=sys.stderr)
         return 2
-    except OSError as error:  # a full disk, a vanished folder, a permission: the system's words, without a traceback
-        if args.debug:
-            raise
-        print(f"error: {error}", file=sys.stderr)
-        print("hint: check the path, its permissions and the free disk space", file=sys.stderr)
-        return 2
+    except OSError as error:
+        return _system_error(error, args.debug)
     except MemoryError as error:  # outside the places that turn it into advice (reading, resampling a huge volume)
         if args.debug:
             raise
@@ -72,6 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _system_error(error: OSError, debug: bool) -> int:
+    """A full disk, a vanished folder, a permission: the system's words, without a traceback."""
+    if debug:
+        raise error
+    print(f"error: {error}", file=sys.stderr)
+    print("hint: check the path, its permissions and the free disk space", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -34,14 +34,15 @@ def find_label_table(folder: Path, stop_at: Path | None = None) -> Path | None:
     for directory in (folder, *folder.parents):
         for name in TABLE_FILE_NAMES:
             candidate = directory / name
-            if candidate.is_file() and (name != "dataset.json" or _has_labels(candidate)):
+            if candidate.is_file() and (name != "dataset.json" or has_labels(candidate)):
                 return candidate
         if directory == stop_at:
             break
     return None
 
 
-def _has_labels(path: Path) -> bool:
+def has_labels(path: Path) -> bool:
+    """Whether a JSON file holds a ``labels`` entry (a label table or sidecar, not some other JSON)."""
     try:
         return "labels" in json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

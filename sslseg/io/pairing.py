@@ -23,7 +23,7 @@ from sslseg.io.formats import is_volume_file
 from sslseg.io.grid_alignment import labels_on_image_grid
 from sslseg.io.label_paths import LABEL_STEMS, LABEL_SUFFIXES, is_label_path
 from sslseg.io.label_table_io import find_label_table
-from sslseg.io.scan import VolumeSource, scan_folder
+from sslseg.io.scan import ScanResult, VolumeSource, scan_folder
 from sslseg.io.label_map_io import read_label_map
 from sslseg.labels import LabelTable
 from sslseg.volume import Volume, display_name
@@ -44,8 +44,14 @@ class LabelledCase:
     table_file: Path | None = None  # label names, unless the label file carries its own (.seg.nrrd)
 
 
-def find_labelled_cases(path: str | Path) -> tuple[list[LabelledCase], list[VolumeSource]]:
-    """(pairs, images without a label) in a datalist JSON or a folder."""
+def find_labelled_cases(path: str | Path, scanned: ScanResult | None = None) -> tuple[list[LabelledCase],
+                                                                                   list[VolumeSource]]:
+    """(pairs, images without a label) in a datalist JSON or a folder.
+
+    Args:
+        scanned: the folder's :func:`scan_folder` result when the caller has it (scanning again would repeat every
+            "skipping FILE" warning).
+    """
     path = Path(path)
     if path.is_file() and path.suffix.lower() == ".json":
         return _from_datalist(path), []
@@ -53,7 +59,7 @@ def find_labelled_cases(path: str | Path) -> tuple[list[LabelledCase], list[Volu
         raise SSLSegError(f"{path} is neither a folder nor a datalist JSON", "point to a labelled folder")
     if (path / "imagesTr").is_dir() and (path / "labelsTr").is_dir():
         return _from_decathlon(path)
-    return _from_scan(path)
+    return _from_scan(path, scanned)
 
 
 def load_case(case: LabelledCase) -> tuple[Volume, Volume, LabelTable]:
@@ -124,8 +130,8 @@ def _from_decathlon(folder: Path) -> tuple[list[LabelledCase], list[VolumeSource
     return cases, unlabelled
 
 
-def _from_scan(folder: Path) -> tuple[list[LabelledCase], list[VolumeSource]]:
-    sources = scan_folder(folder).sources
+def _from_scan(folder: Path, scanned: ScanResult | None) -> tuple[list[LabelledCase], list[VolumeSource]]:
+    sources = (scanned or scan_folder(folder)).sources
     label_files = [s.path for s in sources if not s.is_dicom and is_label_path(s.path)]
     images = [s for s in sources if s.is_dicom or not is_label_path(s.path)]
     cases, unlabelled, used = [], [], set()

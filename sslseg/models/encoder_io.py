@@ -128,6 +128,15 @@ def read_encoder(folder: str | Path) -> tuple[dict, dict]:
     return card, _load_safetensors(weights)
 
 
+def read_encoder_card(folder: str | Path) -> dict:
+    """The validated card of an encoder folder (weights neither loaded nor hashed: for describing it)."""
+    path = Path(folder) / ENCODER_CARD
+    if not path.is_file():
+        raise SSLSegError(f"{folder} holds no pretrained encoder (no {ENCODER_CARD})",
+                          "point to the output folder of `sslseg pretrain`")
+    return _read_encoder_card(path)
+
+
 #: What fine-tuning reads from an encoder card; the rest (provenance, preprocessing notes) is free-form.
 ENCODER_CARD_SPEC = {"format": str, "format_version": int, "weights": {"file": str, "sha256": str, "tensors?": int},
                      "architecture": {"name": str, "trained_in?": str, "loads_into?": str, "in_channels?": int,
@@ -197,7 +206,9 @@ def read_encoder_file(path: str | Path) -> dict:
     if path.suffix.lower() == ".safetensors":
         return _load_safetensors(path)
     state = load_weights_only(path, "the encoder file",
-                              "save only the weights where it was made: torch.save(model.state_dict(), 'encoder.pt')")
+                              "save only the weights where it was made: torch.save(model.state_dict(), 'encoder.pt')",
+                              "--encoder takes a pretraining RUN_DIR (encoder.json + encoder.safetensors), a .pt/.pth "
+                              "file written by torch.save, a .safetensors file, or none")
     if not isinstance(state, dict):
         raise SSLSegError(f"{path} holds a {type(state).__name__}, not a state dict", "save model.state_dict()")
     return state

@@ -31,19 +31,26 @@ def inside(folder: Path, name: str, source: str) -> Path:
 
 
 def write_atomically(path: Path, write) -> None:
-    """Call ``write(temporary_path)`` and rename into place, so readers never see a half-written file."""
+    """Call ``write(temporary_path)`` and rename into place, so readers never see a half-written file. The file gets
+    the permissions a plain ``open()`` would give it (``0o666`` less the umask)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     os.close(handle)
     try:
-        # mkstemp makes the file owner-only; shared outputs get the permissions a plain open() would give
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
         write(Path(temporary))
+        # after writing: mkstemp makes the file owner-only, and some writers replace it with their own owner-only
+        # file (safetensors' save_file does), which would leave a shared model folder unreadable to colleagues
+        os.chmod(temporary, plain_file_mode())
         os.replace(temporary, path)
     finally:
         Path(temporary).unlink(missing_ok=True)
+
+
+def plain_file_mode() -> int:
+    """The permissions ``open(path, "w")`` gives a new file: ``0o666`` less this process's umask."""
+    umask = os.umask(0)  # the only way to read the umask; set straight back
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def write_json(path: Path, content: dict) -> None:

@@ -72,7 +72,8 @@ def load_checkpoint(path: str | Path) -> dict:
         raise SSLSegError(f"there is no checkpoint to resume from: {path} does not exist",
                           "start without --resume")
     state = load_weights_only(path, "the checkpoint",
-                              "it was not written by sslseg; start the run again with --overwrite")
+                              "it was not written by sslseg; start the run again with --overwrite",
+                              "it was replaced or damaged since sslseg wrote it; start the run again with --overwrite")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise SSLSegError(f"{path} is not an sslseg checkpoint", "start again with --overwrite")
     if not isinstance(state.get("format_version"), int) or state["format_version"] > FORMAT_VERSION:
