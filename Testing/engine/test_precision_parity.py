@@ -7,7 +7,6 @@ what differs is rounding, which grows step by step as the weights part ways.
 """
 
 import numpy as np
-import pytest
 from pretrain_support import run_tiny, step_losses
 
 from sslseg.io import read_volume
@@ -22,7 +21,7 @@ PRETRAIN_BOUND = 0.01
 FINETUNE_STEPS = 3
 FINETUNE_BOUND = 0.01
 #: Share of a held-out case's voxels labelled as float32 labels them (the test suite's 800-step organ model).
-#: Measured: 0.9998 and 0.9998 on the benchmark's two held-out cases.
+#: Measured by benchmarks/bench_precision.py on its own 800-step model: 0.99967 over two held-out cases.
 AGREEMENT_BOUND = 0.999
 
 
@@ -52,11 +51,10 @@ def test_bf16_fine_tuning_steps_follow_float32(labelled_dir, tmp_path, run_finet
     assert differences.max() > 0
 
 
-@pytest.mark.parametrize("case_index", [0])
-def test_bf16_segmentation_of_a_trained_model_agrees_with_float32(organ_model, organ_cases, case_index):
+def test_bf16_segmentation_of_a_trained_model_agrees_with_float32(organ_model, organ_cases):
     model_dir, _ = organ_model
     package = load_model_package(model_dir)
-    case = package.card["validation"]["cases"][case_index]
+    case = package.card["validation"]["cases"][0]
     image = read_volume(organ_cases / "imagesTr" / f"{case}.nii.gz")
     fp32 = Segmenter(package, SegmentOptions(device="cpu", amp="off")).segment(image).array
     bf16_segmenter = Segmenter(package, SegmentOptions(device="cpu", amp="bf16"))
