@@ -20,26 +20,35 @@ outputs in RUN_DIR:
   loss_curve.png                      training and validation loss
   cache/                              preprocessed volumes (reused by later runs and by --resume)
 
+methods (--method; options with --method-option KEY=VALUE, see each method's module docstring):
+{methods}
+
 several GPUs: torchrun --nproc-per-node N -m sslseg pretrain DATA_DIR --out RUN_DIR ...
 (--batch-size is per process; rank 0 writes the outputs)"""
 
 
 def register(subparsers) -> None:
     from sslseg.models.presets import PRESETS
+    from sslseg.ssl.table import METHODS, method_help
 
     parser = subparsers.add_parser(
         "pretrain",
         help="self-supervised pretraining of a 3-D ViT on a folder of unlabelled CT/MR volumes",
         description="Pretrain a 3-D ViT encoder without labels (MONAI's in-/out-painting + contrastive recipe by "
         "default) on every volume under DATA_DIR. Resumable, DDP-ready (torchrun), progress as JSON lines.",
-        epilog=EPILOG,
+        epilog=EPILOG.format(methods=method_help()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     d = DEFAULTS
     parser.add_argument("data_dir", metavar="DATA_DIR", help="folder of NIfTI/NRRD/MetaImage files or DICOM series")
     parser.add_argument("--out", dest="out_dir", required=True, metavar="RUN_DIR", help="folder for every output")
-    parser.add_argument("--method", default=d.method,
-                        help=f"SSL method (default {d.method}, alias 'monai'; see sslseg.ssl)")
+    names = [n for name, entry in METHODS.items() for n in (name, *entry.aliases)]
+    parser.add_argument("--method", default=d.method, choices=names, metavar="METHOD",
+                        help=f"SSL method, one of {', '.join(METHODS)} (default {d.method}, alias 'monai'; listed "
+                        "below)")
+    parser.add_argument("--method-option", dest="method_options", action="append", type=key_value, default=[],
+                        metavar="KEY=VALUE", help="an option of the method (repeatable), e.g. temperature=0.2; part "
+                        "of the run's identity and recorded in the encoder card")
     parser.add_argument("--preset", default=d.preset, choices=sorted(PRESETS),
                         help=f"ViT size: tiny for tests and CPU demos, vit-b the paper's ViT-B/16 (default {d.preset})")
     parser.add_argument("--patch-size", type=positive_int, metavar="S",
@@ -51,8 +60,9 @@ def register(subparsers) -> None:
     parser.add_argument("--warmup-steps", type=non_negative_int, default=d.warmup_steps, metavar="N",
                         help="linear learning-rate warm-up over N steps, constant after (default 0)")
     parser.add_argument("--temperature", type=float, default=d.temperature,
-                        help=f"contrastive temperature (default {d.temperature:g}, the MONAI tutorial code's value; "
-                        "small values like its README's 0.005 are computed without overflow)")
+                        help=f"contrastive temperature of the MONAI recipe (default {d.temperature:g}, the MONAI "
+                        "tutorial code's value; small values like its README's 0.005 are computed without overflow); "
+                        "other methods with a temperature keep their own default unless this is set to another value")
     parser.add_argument("--val-every", type=non_negative_int, default=d.val_every, metavar="N",
                         help=f"validation L1 on held-out volumes every N epochs and at the end, 0 = never "
                         f"(default {d.val_every})")
@@ -69,8 +79,17 @@ def register(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
+def key_value(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` -> (key, value)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key.strip().replace("-", "_"), value.strip()
+
+
 def run(args) -> int:
     from sslseg.pretrain.run import pretrain
 
+    args.method_options = dict(args.method_options or [])
     pretrain(config_from_args(PretrainConfig, args))
     return 0

@@ -23,7 +23,10 @@ def register(subparsers) -> None:
     parser.add_argument("data_dir", metavar="DATA_DIR", help="folder of volumes (the first one is used)")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder to write into")
     parser.add_argument("--volume", metavar="NAME", help="case name to use instead of the first volume")
-    parser.add_argument("--method", default="inpaint-contrastive", help="SSL method (default inpaint-contrastive)")
+    from sslseg.ssl.table import DEFAULT_METHOD, METHODS
+
+    parser.add_argument("--method", default=DEFAULT_METHOD, choices=[n for k, e in METHODS.items() for n in (k, *e.aliases)],
+                        metavar="METHOD", help=f"SSL method, one of {', '.join(METHODS)} (default {DEFAULT_METHOD})")
     parser.add_argument("--preset", default="vit-b", choices=sorted(PRESETS),
                         help="preset whose patch size is used (default vit-b: 96)")
     parser.add_argument("--patch-size", type=int, metavar="S", help="patch edge in voxels (default: the preset's)")

@@ -21,12 +21,17 @@ OPEN_MAPS = 64
 
 
 class PatchViewsDataset(Dataset):
-    """``dataset[(epoch, index)]`` -> dict of tensors from ``method.make_views`` (each (1, S, S, S))."""
+    """``dataset[(epoch, index)]`` -> dict of tensors from ``method.make_views``.
+
+    The region cropped for the method is ``method.region_size(patch_size)`` voxels on edge (the patch itself unless
+    the method asks for more, e.g. for random resized crops); the method's views are patch-sized.
+    """
 
     def __init__(self, entries: list[CacheEntry], patch_size: int, patches_per_volume: int, method, seed: int,
                  stream: str = "train") -> None:
         self.entries, self.patch_size, self.patches_per_volume = entries, patch_size, patches_per_volume
         self.method, self.seed, self.stream = method, seed, STREAMS[stream]
+        self.region_size = method.region_size(patch_size) if hasattr(method, "region_size") else patch_size
         self._maps: OrderedDict[int, np.ndarray] = OrderedDict()
 
     def __len__(self) -> int:
@@ -42,10 +47,10 @@ class PatchViewsDataset(Dataset):
         return self._maps[volume]
 
     def patch(self, epoch: int, index: int):
-        """(patch float32 (1, S, S, S), its voxel-to-RAS (4, 4), the view random state) of item (epoch, index)."""
+        """(region float32 (1, R, R, R), its voxel-to-RAS (4, 4), the view random state) of item (epoch, index)."""
         crop_seed, view_seed = np.random.SeedSequence([self.seed, self.stream, epoch, index]).generate_state(2)
         volume = index // self.patches_per_volume
-        patch, affine = crop_patch(self._array(volume), self.entries[volume].affine, self.patch_size,
+        patch, affine = crop_patch(self._array(volume), self.entries[volume].affine, self.region_size,
                                    np.random.default_rng(crop_seed))
         return patch, affine, np.random.RandomState(view_seed)
 

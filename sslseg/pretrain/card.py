@@ -21,7 +21,7 @@ def library_versions() -> dict:
 
 
 def encoder_card(preset, preprocessing: dict, method: dict, training: dict, data: dict, results: dict,
-                 selection: dict) -> dict:
+                 selection: dict, trained_in: str = "monai.networks.nets.ViTAutoEnc") -> dict:
     """The card sections (the weights section is added by ``save_encoder``).
 
     Args:
@@ -31,13 +31,14 @@ def encoder_card(preset, preprocessing: dict, method: dict, training: dict, data
         training: epochs, steps, batch sizes, optimiser, seed, precision, processes.
         data: ``{"train": [{"name", "sha256"}], "val": [...], "skipped": [...]}``.
         results: the losses when these weights were saved.
+        trained_in: the module the encoder was trained in (:attr:`SSLMethod.trained_in`).
         selection: why these weights (best by validation loss, or last): rule, step, epoch, val_loss (see
             :mod:`sslseg.pretrain.encoders`).
     """
     return {
         "architecture": {
             "name": "ViT",
-            "trained_in": "monai.networks.nets.ViTAutoEnc",
+            "trained_in": trained_in,
             "loads_into": "monai.networks.nets.UNETR (tensors under vit.)",
             "in_channels": 1,
             "preset": preset.name,

@@ -29,7 +29,9 @@ class PretrainConfig:
         batch_size: patches per optimisation step in each process (global batch = batch_size x processes).
         lr, weight_decay, warmup_steps: AdamW; the learning rate rises linearly over ``warmup_steps``, then stays.
         grad_clip: gradient norm limit (0: off).
-        temperature: contrastive temperature.
+        temperature: contrastive temperature (the MONAI recipe's; other methods that have one take it when it is
+            not the default).
+        method_options: the method's options, name -> value (or string, as ``--method-option key=value`` gives).
         device, amp: ``auto|cuda|mps|cpu``, ``auto|bf16|fp16|off``.
         seed: seeds model initialisation, patch choice, views and sample order.
         workers: data-loading processes (None: cores - 1, at most 4).
@@ -84,6 +86,10 @@ class PretrainConfig:
         refuse_output_inside_data(self.out_dir, self.data_dir, "RUN_DIR", "DATA_DIR", "training data")
 
     def identity(self) -> dict:
-        """The settings a resumed run must share with the run it continues (JSON-able)."""
+        """The settings a resumed run must share with the run it continues (JSON-able); ``method_options`` only when
+        given (the run adds the method's resolved options, see ``sslseg.pretrain.run.run_identity``)."""
         data = asdict(self)
-        return {k: list(data[k]) if isinstance(data[k], tuple) else data[k] for k in IDENTITY_FIELDS}
+        identity = {k: list(data[k]) if isinstance(data[k], tuple) else data[k] for k in IDENTITY_FIELDS}
+        if self.method_options:
+            identity["method_options"] = dict(self.method_options)
+        return identity

@@ -1,4 +1,8 @@
-"""``sslseg preview-views``: one patch and the two views the network must reconstruct it from, as NIfTI and PNG.
+"""``sslseg preview-views``: one patch and the views a method makes of it, as NIfTI and PNG.
+
+The method is given the region it asks for (``region_size``, the patch or larger) around the centre; every image
+view it makes (``preview_images``: ``view1``, ``view2``, or more for multi-crop) is written with the patch's geometry
+(a resized crop lies approximately there).
 
 The patch is taken from the centre of the preprocessed volume (so it shows anatomy, not air) and written with its
 own voxel-to-RAS matrix: loaded in Slicer beside the original volume it lies exactly where it came from.
@@ -34,7 +38,7 @@ def centre_patch(array: np.ndarray, affine: np.ndarray, size: int) -> tuple[np.n
 
 def preview_views(data_dir: str | Path, out_dir: str | Path, method, patch_size: int, settings: PreprocessSettings,
                   seed: int = 0, volume_name: str | None = None) -> list[Path]:
-    """Write ``NAME_original``, ``NAME_view1``, ``NAME_view2`` (.nii.gz) and ``NAME_views.png`` into ``out_dir``."""
+    """Write ``NAME_original`` and ``NAME_<view>`` for each view (.nii.gz) and ``NAME_views.png`` into ``out_dir``."""
     from monai.data import set_track_meta
 
     sources = find_volumes(data_dir)
@@ -46,8 +50,10 @@ def preview_views(data_dir: str | Path, out_dir: str | Path, method, patch_size:
     array, affine, _ = preprocess_volume(source.read(), settings)
     set_track_meta(False)
     patch, patch_affine = centre_patch(array, affine, patch_size)
-    views = method.make_views(patch, np.random.RandomState(np.random.SeedSequence([seed, PREVIEW_STREAM]).generate_state(1)))
-    images = {"original": patch[0], "view1": np.asarray(views["view1"])[0], "view2": np.asarray(views["view2"])[0]}
+    region_size = method.region_size(patch_size)
+    region = patch if region_size == patch_size else centre_patch(array, affine, region_size)[0]
+    views = method.make_views(region, np.random.RandomState(np.random.SeedSequence([seed, PREVIEW_STREAM]).generate_state(1)))
+    images = {"original": patch[0], **method.preview_images(views)}
     out = Path(out_dir)
     written = []
     for label, image in images.items():

@@ -14,6 +14,7 @@ stderr), and the process exits with 143 / 130 (see :mod:`sslseg.training.stop_si
 from __future__ import annotations
 
 import logging
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from sslseg.models.presets import get_preset
 from sslseg.pretrain import encoders, run_dir
 from sslseg.pretrain.card import encoder_card
 from sslseg.pretrain.config import PretrainConfig
-from sslseg.ssl import create_method
+from sslseg.ssl import StepContext, create_method
 from sslseg.training import distributed
 from sslseg.training.amp import Precision, resolve_amp
 from sslseg.training.checkpoint import save_checkpoint
@@ -97,7 +98,15 @@ def pretrain(config: PretrainConfig) -> dict:
 def resume_command(config: PretrainConfig, resumable: bool = True) -> str:
     """The shell command that continues this run (``--resume``) or, with no checkpoint yet, starts it again
     (``--overwrite``): every setting that differs from the default, so a resume is not refused for other settings."""
-    return session_resume_command("pretrain", config, resumable, not_options=("mr_percentiles", "method_options"))
+    command = session_resume_command("pretrain", config, resumable, not_options=("mr_percentiles", "method_options"))
+    options = " ".join(f"--method-option {shlex.quote(f'{k}={_option_text(v)}')}"
+                       for k, v in config.method_options.items())
+    head, _, last = command.rpartition(" ")
+    return f"{head} {options} {last}" if options else command
+
+
+def _option_text(value) -> str:
+    return ",".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
 
 
 def _run(config: PretrainConfig, session: Session) -> dict:
@@ -106,7 +115,8 @@ def _run(config: PretrainConfig, session: Session) -> dict:
     out, device, dist, events, stats = session.out, session.device, session.dist, session.events, session.stats
     set_track_meta(False)
     seed_everything(config.seed)
-    method = create_method(config.method, temperature=config.temperature, **config.method_options)
+    method = make_method(config)
+    identity = run_identity(config, method)
     preset = get_preset(config.preset).with_img_size(config.patch_size)
     workers = default_workers() if config.workers is None else config.workers
     stats.update(force=True, status="preprocessing")
@@ -118,7 +128,7 @@ def _run(config: PretrainConfig, session: Session) -> dict:
     precision.prepare(model)
     state = TrainState()
     if config.resume:
-        state = restore_checkpoint(out / run_dir.CHECKPOINT, config.identity(), data.fingerprint(), dist, model,
+        state = restore_checkpoint(out / run_dir.CHECKPOINT, identity, data.fingerprint(), dist, model,
                                    optimizer, scheduler, precision)
     if dist.enabled:
         model = wrap_ddp(model, device)
@@ -129,21 +139,27 @@ def _run(config: PretrainConfig, session: Session) -> dict:
     loop_config = LoopConfig(epochs=config.epochs, max_steps=config.max_steps, grad_clip=config.grad_clip,
                              val_every=config.val_every, checkpoint_every=config.checkpoint_every, stage="pretrain")
     gather = distributed.make_gather(dist)
+    total = planned_steps(loop_config, sampler.steps_per_epoch)
+    ctx = StepContext(gather=gather, step=state.step, total_steps=total)
+
+    def after_step(steps_done: int) -> None:
+        ctx.step = steps_done
+        method.after_step(model, ctx)
 
     def train_batches(epoch: int, start_step: int):
         sampler.set_epoch(epoch, start_step)
         return loader
 
-    outputs = _Outputs(config, out, preset, method, data, precision, dist, sampler)
+    outputs = _Outputs(config, identity, out, preset, method, data, precision, dist, sampler)
     parts = TrainParts(
         model=model, optimizer=optimizer, scheduler=scheduler, precision=precision,
-        compute_loss=lambda m, batch: method.loss(m, batch, gather), train_batches=train_batches,
+        compute_loss=lambda m, batch: method.step_loss(m, batch, ctx), train_batches=train_batches,
         steps_per_epoch=sampler.steps_per_epoch, device=device,
         compute_val=method.validation_loss if data.val and config.val_every else None,
         val_batches=_val_batches(data.val, preset, config, method, dist, workers, device),
         on_checkpoint=lambda st, reason: outputs.checkpoint(st, reason, model, optimizer, scheduler),
+        after_step=after_step,
     )
-    total = planned_steps(loop_config, sampler.steps_per_epoch)
     compute = describe_compute(device, precision.mode)
     start = {"stage": "pretrain", **compute, "processes": dist.world_size,
              "train_volumes": len(data.train), "val_volumes": len(data.val), "skipped": len(data.skipped),
@@ -155,6 +171,28 @@ def _run(config: PretrainConfig, session: Session) -> dict:
     state = train_reporting(session, parts, state, loop_config, start, preset.img_size, config.batch_size,
                             on_stop=outputs.plot)
     return report_done(session, {**outputs.finish(state, model), "compute": compute})
+
+
+def make_method(config: PretrainConfig):
+    """The configured method. ``--temperature`` reaches the methods that have one: the MONAI recipe always; the
+    others when it is not the default (each keeps its paper's temperature otherwise; ``--method-option
+    temperature=T`` sets it exactly)."""
+    from sslseg.ssl.base import method_class
+
+    cls = method_class(config.method)
+    options = dict(config.method_options)
+    given = getattr(cls, "legacy_options", False) or config.temperature != PretrainConfig.temperature
+    temperature = options.pop("temperature", config.temperature if given else None)  # the method option wins
+    return create_method(config.method, temperature=temperature, **options)
+
+
+def run_identity(config: PretrainConfig, method) -> dict:
+    """The settings a resume must share: the config's, and the method's resolved options (for the MONAI recipe only
+    when options were given, so its identity is what it always was)."""
+    identity = config.identity()
+    if not getattr(method, "legacy_options", False):
+        identity["method_options"] = method.options
+    return identity
 
 
 def _training_set(config: PretrainConfig, data: Data, preset, method):
@@ -172,8 +210,8 @@ def _model_and_optimiser(config: PretrainConfig, method, preset, device):
     """The method's model (seeded: the same initial weights in every process), AdamW, warm-up then constant lr."""
     torch.manual_seed(config.seed)
     model = method.build_model(preset).to(device)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(method.param_groups(model, config.lr, config.weight_decay), lr=config.lr,
+                                  weight_decay=config.weight_decay)
     warmup = config.warmup_steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
     return model, optimizer, scheduler
@@ -191,8 +229,9 @@ def _val_batches(entries, preset, config, method, dist, workers, device):
 class _Outputs:
     """Writes checkpoint, encoder + card and the loss curve (rank 0 only)."""
 
-    def __init__(self, config, out, preset, method, data, precision, dist, sampler) -> None:
+    def __init__(self, config, identity, out, preset, method, data, precision, dist, sampler) -> None:
         self.config, self.out, self.preset, self.method, self.data = config, out, preset, method, data
+        self.identity = identity
         self.precision, self.dist, self.sampler = precision, dist, sampler
         self._plotted_at, self._plotted_step = -PLOT_EVERY_S, None
 
@@ -200,7 +239,7 @@ class _Outputs:
         if not self.dist.is_main:
             return
         save_checkpoint(self.out / run_dir.CHECKPOINT, checkpoint_content(
-            model, optimizer, scheduler, self.precision, state, self.dist, self.config.identity(),
+            model, optimizer, scheduler, self.precision, state, self.dist, self.identity,
             self.data.fingerprint(), method=self.method.describe(), preset=self.preset.to_dict()))
         if reason != "step":
             self.write_encoder(state, model, plot=reason != "epoch")
@@ -237,7 +276,7 @@ class _Outputs:
         results = {"train_loss": last.get("train_loss"), "val_loss": last.get("val_loss"),
                    "last_step_loss": state.step_losses[-1][1] if state.step_losses else None}
         return encoder_card(self.preset, preprocessing, self.method.describe(), training, self.data.fingerprint(),
-                            results, selection)
+                            results, selection, trained_in=self.method.trained_in)
 
     def finish(self, state: TrainState, model) -> dict:
         if self.dist.is_main and not (self.out / f"{encoders.LAST}.json").is_file():

@@ -73,12 +73,13 @@ class KeptSlicePatches(PatchViewsDataset):
         crop_seed, view_seed = np.random.SeedSequence([self.seed, self.stream, epoch, index]).generate_state(2)
         volume = int(self.volume_of[index])
         array, rng = self._array(volume), np.random.default_rng(crop_seed)
-        starts, pads = patch_window(array.shape, self.patch_size, rng)
+        size = self.region_size  # the patch, or the larger region the method asks for
+        starts, pads = patch_window(array.shape, size, rng)
         depth = array.shape[2]
-        if depth >= self.patch_size:  # centre on a kept slice, the window kept inside the volume
+        if depth >= size:  # centre on a kept slice, the window kept inside the volume
             centre = int(rng.choice(self.kept_k[volume]))
-            starts[2] = min(max(centre - self.patch_size // 2, 0), depth - self.patch_size)
-        patch, affine = crop_window(array, self.entries[volume].affine, self.patch_size, starts, pads)
+            starts[2] = min(max(centre - size // 2, 0), depth - size)
+        patch, affine = crop_window(array, self.entries[volume].affine, size, starts, pads)
         return patch, affine, np.random.RandomState(view_seed)
 
 

@@ -1,5 +1,5 @@
-"""Self-supervised methods: each one a :class:`~sslseg.ssl.base.SSLMethod` registered by name (``--method``)."""
+"""Self-supervised methods: each one a :class:`~sslseg.ssl.base.SSLMethod` named in :mod:`sslseg.ssl.table`."""
 
-from sslseg.ssl.base import SSLMethod, available_methods, create_method, register_method
+from sslseg.ssl.base import LossOutput, SSLMethod, StepContext, available_methods, create_method
 
-__all__ = ["SSLMethod", "available_methods", "create_method", "register_method"]
+__all__ = ["LossOutput", "SSLMethod", "StepContext", "available_methods", "create_method"]

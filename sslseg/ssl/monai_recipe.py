@@ -22,7 +22,7 @@ import logging
 
 from sslseg.errors import SSLSegError
 from sslseg.models.vit_autoenc import build_vit_autoenc, encoder_state_dict
-from sslseg.ssl.base import LossOutput, SSLMethod, register_method
+from sslseg.ssl.base import LossOutput, SSLMethod
 from sslseg.ssl.coarse_views import REFERENCE_PATCH, CoarseViewSettings, build_view_transform, make_view
 from sslseg.ssl.contrastive import MONAI_OVERFLOW_TEMPERATURE, contrastive_loss
 from sslseg.training.amp import full_precision
@@ -32,12 +32,16 @@ log = logging.getLogger(__name__)
 DEFAULT_TEMPERATURE = 0.05
 
 
-@register_method
 class InpaintContrastive(SSLMethod):
-    """In-/out-painting + local shuffling views, ``ViTAutoEnc`` reconstruction, L1 + contrastive loss."""
+    """In-/out-painting + local shuffling views, ``ViTAutoEnc`` reconstruction, L1 + contrastive loss.
+
+    Its options stay the keyword arguments they always were (``temperature``, ``views``), so its card, run identity
+    and results are unchanged by the method layer.
+    """
 
     name = "inpaint-contrastive"
-    aliases = ("monai",)
+    legacy_options = True
+    trained_in = "monai.networks.nets.ViTAutoEnc"
 
     def __init__(self, temperature: float = DEFAULT_TEMPERATURE, views: dict | None = None, **ignored) -> None:
         if not temperature > 0:
@@ -46,8 +50,8 @@ class InpaintContrastive(SSLMethod):
         if temperature < MONAI_OVERFLOW_TEMPERATURE:
             log.info("temperature %g: MONAI's formulation would overflow; using the log-sum-exp form", temperature)
         settings = CoarseViewSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in (views or {}).items()})
-        super().__init__(temperature=float(temperature), views=settings.to_dict(),
-                         view_sizes_scale_with_patch_from=REFERENCE_PATCH)
+        self.options = dict(temperature=float(temperature), views=settings.to_dict(),
+                            view_sizes_scale_with_patch_from=REFERENCE_PATCH)
         self.temperature = float(temperature)
         self.view_settings = settings
         self._transforms: dict[int, object] = {}
@@ -69,6 +73,14 @@ class InpaintContrastive(SSLMethod):
 
     def build_model(self, preset):
         return build_vit_autoenc(preset)
+
+    def step_loss(self, model, batch: dict, ctx) -> LossOutput:
+        return self.loss(model, batch, ctx.gather)
+
+    def preview_images(self, views: dict) -> dict:
+        import numpy as np
+
+        return {"view1": np.asarray(views["view1"])[0], "view2": np.asarray(views["view2"])[0]}
 
     def reconstruct(self, model, views):
         """(B, 1, S, S, S) views -> reconstructions of the same shape."""

@@ -89,6 +89,7 @@ class TrainParts:
         evaluate: ``() -> dict`` of validation metrics (e.g. Dice) merged into the epoch's record, or None; called
             with the model in eval mode and gradients off, on every process (it gathers its own shares).
         on_checkpoint: ``(state, reason)`` with reason ``"step"``, ``"epoch"``, ``"end"`` or ``"stopped"``.
+        after_step: ``(steps_done)`` after every optimiser step (a method's EMA or queue update), or None.
     """
 
     model: torch.nn.Module
@@ -103,6 +104,7 @@ class TrainParts:
     val_batches: Callable[[], Iterable] | None = None
     evaluate: Callable[[], dict] | None = None
     on_checkpoint: Callable[[TrainState, str], None] = lambda state, reason: None
+    after_step: Callable[[int], None] | None = None
 
 
 def planned_epochs(config: LoopConfig, steps_per_epoch: int) -> int:
@@ -198,6 +200,8 @@ def train(parts: TrainParts, state: TrainState, config: LoopConfig, dist: DistCo
                                       "lower --lr, use --amp off, or raise --temperature")
                 state.step += 1
                 state.step_in_epoch += 1
+                if parts.after_step is not None:
+                    parts.after_step(state.step)
                 state.epoch_loss_sum += loss
                 state.step_losses.append([state.step, loss])
                 timer.tick()

@@ -185,9 +185,9 @@ def restore_checkpoint(path: Path, identity: dict, data: dict, dist, model, opti
     scheduler, scaler and RNGs; refused, saying why, when settings, process count or training data changed."""
     checkpoint = load_checkpoint(path)
     saved = checkpoint["config"]
-    changed = [k for k in identity if saved.get(k) != identity[k]]
+    changed = [k for k in (*identity, *(k for k in saved if k not in identity)) if saved.get(k) != identity.get(k)]
     if changed:
-        described = ", ".join(f"{k} {saved.get(k)!r} -> {identity[k]!r}" for k in changed)
+        described = ", ".join(f"{k} {saved.get(k)!r} -> {identity.get(k)!r}" for k in changed)
         raise SSLSegError(f"cannot resume: the run was started with other settings ({described})",
                           "resume with the original settings, or start a new run (--overwrite or another --out)")
     if checkpoint["world_size"] != dist.world_size:

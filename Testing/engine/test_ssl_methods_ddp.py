@@ -1,0 +1,32 @@
+"""DDP for the joint-embedding methods: two CPU processes (gloo) of batch 2 train SimCLR like one process of batch 4.
+
+SimCLR's NT-Xent is defined on the gathered global batch and its projector has no batch statistics, so the gradient
+is the global batch's; only summation order differs (tolerances as in test_pretrain_ddp.py)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from pretrain_support import load_state, run_tiny
+from test_pretrain_ddp import free_port
+
+
+@pytest.mark.parametrize("name", ["simclr"])
+def test_two_gloo_processes_match_one_process(name, unlabelled_dir, pretrain_cache, tmp_path):
+    common = ["--preset", "tiny", "--patch-size", "32", "--spacing", "4", "--workers", "0", "--epochs", "2",
+              "--amp", "off", "--cache", str(pretrain_cache), "--events", os.devnull, "--method", name]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+               "--master-port", str(free_port()), "-m", "sslseg", "pretrain", str(unlabelled_dir),
+               "--out", str(tmp_path / "two"), "--batch-size", "2", *common]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_tiny(unlabelled_dir, tmp_path / "one", pretrain_cache, method=name, batch_size=4, epochs=2)
+    one, two = load_state(tmp_path / "one"), load_state(tmp_path / "two")
+    assert one["state"]["step"] == two["state"]["step"] == 4
+    losses_one = torch.tensor([v for _, v in one["state"]["step_losses"]])
+    losses_two = torch.tensor([v for _, v in two["state"]["step_losses"]])
+    torch.testing.assert_close(losses_two, losses_one, rtol=1e-5, atol=0)
+    worst = max((one["model"][k] - two["model"][k]).abs().max().item() for k in one["model"])
+    assert worst < 1e-4, worst

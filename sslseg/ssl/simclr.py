@@ -1,0 +1,72 @@
+"""SimCLR: two views, a shared encoder and projector, NT-Xent over the global batch.
+
+Chen, Kornblith, Norouzi, Hinton, "A Simple Framework for Contrastive Learning of Visual Representations", ICML 2020.
+
+Per sample x: views v1, v2 (:mod:`sslseg.ssl.pair_views`), each (1, S, S, S); h = mean-pooled ViT tokens (B, hidden);
+z = g(h) (B, out_dim), g = Linear-ReLU-Linear (the paper's eq. 2, no normalisation layer, so one process equals DDP).
+Loss: NT-Xent(gather(z1), gather(z2); T) over the 2N embeddings of the global batch N (every other sample a negative).
+
+Defaults: T 0.1 (the paper's best for large batches is 0.1-0.5; with 2-8 patches per global batch the few negatives
+need a sharp temperature), projector 2 layers, hidden 512, output 128 (the paper's output dim).
+DDP: the loss is defined on the gathered global batch, so 2 processes of batch B equal 1 process of batch 2B.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from sslseg.ssl.base import SSLMethod, StepContext
+from sslseg.ssl.contrastive import contrastive_loss
+from sslseg.ssl.heads import projector
+from sslseg.ssl.module import MethodModule
+from sslseg.ssl.pair_views import PairViewSettings, region_edge, two_views
+from sslseg.training.amp import full_precision
+
+
+@dataclass(frozen=True)
+class SimCLROptions:
+    temperature: float = 0.1
+    proj_hidden: int = 512
+    proj_dim: int = 128
+    proj_norm: str = "none"
+    region_scale: float = 1.5
+    min_crop: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+
+
+class SimCLRModule(MethodModule):
+    def __init__(self, preset, opts: SimCLROptions) -> None:
+        super().__init__(preset)
+        self.projector = projector(self.backbone.out_dim, opts.proj_hidden, opts.proj_dim, norm=opts.proj_norm)
+        self.temperature = opts.temperature
+
+    def forward(self, batch: dict, ctx: StepContext):
+        n = batch["view1"].shape[0]
+        z = self.projector(self.backbone(torch.cat([batch["view1"], batch["view2"]])))  # (2B, out_dim)
+        with full_precision(z):
+            z1, z2 = ctx.gather(z[:n].float()), ctx.gather(z[n:].float())
+            loss = contrastive_loss(z1, z2, self.temperature)
+        return self.with_collapse(loss, {"ntxent": float(loss.detach())}, torch.cat([z1, z2]), ctx.step)
+
+
+class SimCLR(SSLMethod):
+    name = "simclr"
+    Options = SimCLROptions
+
+    def __init__(self, options=None) -> None:
+        super().__init__(options)
+        self.views = PairViewSettings(self.opts.region_scale, self.opts.min_crop)
+
+    def region_size(self, patch_size: int) -> int:
+        return region_edge(patch_size, self.views)
+
+    def make_views(self, region, random_state) -> dict:
+        return two_views(region, self.views, random_state)
+
+    def build_model(self, preset):
+        return SimCLRModule(preset, self.opts)

@@ -1,0 +1,49 @@
+"""The one table of self-supervised methods: name -> where its class lives and what it does in one line.
+
+Torch-free (plain strings), so the CLI's ``--method`` choices and help, the SSLPretrain panel's method list and the
+docs read it without importing torch; :func:`sslseg.ssl.base.create_method` imports a method's module only when it is
+chosen. A new method is one new file plus one row here.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class MethodEntry(NamedTuple):
+    """One row: ``target`` is ``"module:Class"``; ``aliases`` are other names accepted by ``--method``."""
+
+    target: str
+    description: str
+    aliases: tuple[str, ...] = ()
+
+
+#: The default method comes first.
+METHODS: dict[str, MethodEntry] = {
+    "inpaint-contrastive": MethodEntry(
+        "sslseg.ssl.monai_recipe:InpaintContrastive",
+        "MONAI's recipe: in-/out-painting + voxel shuffling, ViTAutoEnc reconstruction (L1) + contrastive term",
+        ("monai",)),
+    "simclr": MethodEntry(
+        "sslseg.ssl.simclr:SimCLR",
+        "SimCLR (Chen 2020): two views, MLP projector, NT-Xent over the global batch"),
+}
+
+DEFAULT_METHOD = "inpaint-contrastive"
+
+
+def available_methods() -> list[str]:
+    """The canonical method names, in table order (the default first)."""
+    return list(METHODS)
+
+
+def canonical_name(name: str) -> str | None:
+    """The canonical name of ``name`` or of an alias; None if unknown."""
+    if name in METHODS:
+        return name
+    return next((key for key, entry in METHODS.items() if name in entry.aliases), None)
+
+
+def method_help() -> str:
+    """``name: description`` lines for ``--help`` and docs."""
+    return "\n".join(f"  {name:<20} {entry.description}" for name, entry in METHODS.items())
