@@ -40,11 +40,13 @@ def sinkhorn(scores: torch.Tensor, epsilon: float = 0.05, iterations: int = 3, g
 
 
 def _codes(scores, queue, epsilon, iterations, gather):
-    """Codes of a crop's (B, K) scores, with the process's (Q, K) queue scores in the Sinkhorn batch and then dropped."""
+    """Codes (B_global, K) of a crop's (B, K) scores; this process's (Q, K) queue scores join the Sinkhorn batch
+    (one chunk of Q + B rows per process after the gather) and are then dropped."""
     if queue is None:
         return sinkhorn(scores, epsilon, iterations, gather)
-    codes = sinkhorn(torch.cat([queue, scores]), epsilon, iterations, gather)  # (W (Q + B), K), one chunk per process
-    return codes.view(-1, queue.shape[0] + scores.shape[0], codes.shape[1])[:, queue.shape[0]:].reshape(-1, codes.shape[1])
+    codes = sinkhorn(torch.cat([queue, scores]), epsilon, iterations, gather)  # (W (Q + B), K)
+    chunks = codes.view(-1, queue.shape[0] + scores.shape[0], codes.shape[1])
+    return chunks[:, queue.shape[0]:].reshape(-1, codes.shape[1])
 
 
 @in_float32
