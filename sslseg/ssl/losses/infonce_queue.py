@@ -1,0 +1,35 @@
+"""MoCo's InfoNCE loss against a queue of negatives (MoCo v2).
+
+He, Fan, Wu, Xie, Girshick, "Momentum Contrast for Unsupervised Visual Representation Learning", CVPR 2020
+(Algorithm 1); Chen, Fan, Girshick, He, "Improved Baselines with Momentum Contrastive Learning", arXiv 2003.04297
+(MoCo v2: the same loss, T = 0.2, with an MLP head).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from sslseg.ssl.losses._float32 import in_float32
+
+
+@in_float32
+def infonce_queue_loss(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Cross-entropy of the logits [q.k, q.queue^T] / T with the positive at index 0.
+
+    Args:
+        q: (B, D) queries (query encoder; gradients flow).
+        k: (B, D) keys of the same samples (momentum encoder); detached here.
+        queue: (K, D) negatives (past keys); detached here. q, k and the queue are L2-normalised here.
+        temperature: > 0.
+
+    Returns:
+        0-d float32: mean over the B local queries. No gather: MoCo's negatives come from the queue, which the caller
+        fills with the keys gathered from every process.
+    """
+    q = F.normalize(q, dim=1)
+    k = F.normalize(k.detach(), dim=1)
+    queue = F.normalize(queue.detach(), dim=1)
+    positive = (q * k).sum(dim=1, keepdim=True)  # (B, 1)
+    logits = torch.cat([positive, q @ queue.T], dim=1) / temperature  # (B, 1 + K)
+    return F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
