@@ -38,7 +38,7 @@ from sslseg.training import distributed
 from sslseg.training.amp import Precision, resolve_amp
 from sslseg.training.checkpoint import save_checkpoint
 from sslseg.training.compute import describe_compute
-from sslseg.training.loop import LoopConfig, TrainParts, TrainState, planned_steps
+from sslseg.training.loop import LoopConfig, TrainParts, TrainState, planned_epochs, planned_steps
 from sslseg.training.plots import plot_loss_curve
 from sslseg.training.seeding import seed_everything
 from sslseg.training.session import (Session, SessionOptions, checkpoint_content, report_done, restore_checkpoint,
@@ -140,7 +140,10 @@ def _run(config: PretrainConfig, session: Session) -> dict:
                              val_every=config.val_every, checkpoint_every=config.checkpoint_every, stage="pretrain")
     gather = distributed.make_gather(dist)
     total = planned_steps(loop_config, sampler.steps_per_epoch)
-    ctx = StepContext(gather=gather, step=state.step, total_steps=total)
+    # schedules (momentum) run over the planned epochs: --max-steps cuts a run short without changing its schedule,
+    # so a run stopped that way and resumed with a higher bound trains exactly as one never stopped
+    ctx = StepContext(gather=gather, step=state.step,
+                      total_steps=planned_epochs(loop_config, sampler.steps_per_epoch) * sampler.steps_per_epoch)
 
     def after_step(steps_done: int) -> None:
         ctx.step = steps_done

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import torch
 
-from sslseg.ssl.base import SSLMethod, StepContext
+from sslseg.ssl.base import StepContext
 from sslseg.ssl.contrastive import contrastive_loss
 from sslseg.ssl.heads import projector
 from sslseg.ssl.module import MethodModule
-from sslseg.ssl.pair_views import PairViewSettings, region_edge, two_views
+from sslseg.ssl.two_view_method import TwoViewMethod
 from sslseg.training.amp import full_precision
 
 
@@ -54,19 +54,9 @@ class SimCLRModule(MethodModule):
         return self.with_collapse(loss, {"ntxent": float(loss.detach())}, torch.cat([z1, z2]), ctx.step)
 
 
-class SimCLR(SSLMethod):
+class SimCLR(TwoViewMethod):
     name = "simclr"
     Options = SimCLROptions
-
-    def __init__(self, options=None) -> None:
-        super().__init__(options)
-        self.views = PairViewSettings(self.opts.region_scale, self.opts.min_crop)
-
-    def region_size(self, patch_size: int) -> int:
-        return region_edge(patch_size, self.views)
-
-    def make_views(self, region, random_state) -> dict:
-        return two_views(region, self.views, random_state)
 
     def build_model(self, preset):
         return SimCLRModule(preset, self.opts)

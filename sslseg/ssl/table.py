@@ -27,6 +27,12 @@ METHODS: dict[str, MethodEntry] = {
     "simclr": MethodEntry(
         "sslseg.ssl.simclr:SimCLR",
         "SimCLR (Chen 2020): two views, MLP projector, NT-Xent over the global batch"),
+    "byol": MethodEntry(
+        "sslseg.ssl.byol:BYOL",
+        "BYOL (Grill 2020): online network + predictor regresses a momentum network's projection, no negatives"),
+    "simsiam": MethodEntry(
+        "sslseg.ssl.simsiam:SimSiam",
+        "SimSiam (Chen & He 2021): shared network + predictor, stop-gradient on the other view, no negatives"),
 }
 
 DEFAULT_METHOD = "inpaint-contrastive"

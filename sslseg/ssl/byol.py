@@ -1,0 +1,73 @@
+"""BYOL: an online network predicts a momentum (target) network's projection of the other view; no negatives.
+
+Grill et al., "Bootstrap Your Own Latent: A New Approach to Self-Supervised Learning", NeurIPS 2020.
+
+Per sample: views v1, v2 (1, S, S, S). Online: h = mean-pooled ViT tokens (B, hidden), z = g(h) (B, proj_dim),
+p = q(z) (B, proj_dim). Target: the momentum copy of ViT + g gives z' (B, proj_dim), no gradient. Loss (symmetric,
+eq. 2 and L + L~): byol(p1, z'2) + byol(p2, z'1), byol = 2 - 2 cos. After each optimiser step the target follows
+the online ViT + g by EMA, momentum rising from ``base_momentum`` to 1 on a cosine over the run.
+
+Defaults: base momentum 0.99 (the paper's 0.996 is for 300-1000 epochs; our runs are far shorter), projector and
+predictor 512 -> 128 with LayerNorm (:mod:`sslseg.ssl.heads`: BatchNorm over 2-4 patches is degenerate; BYOL works
+without batch statistics, Richemond et al. 2020). The loss is per sample, so DDP equals one process without a gather.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from sslseg.ssl.base import StepContext
+from sslseg.ssl.heads import predictor, projector
+from sslseg.ssl.losses import byol_loss
+from sslseg.ssl.module import MethodModule
+from sslseg.ssl.momentum import cosine_momentum, target_copy, update_momentum
+from sslseg.ssl.two_view_method import TwoViewMethod
+
+
+@dataclass(frozen=True)
+class BYOLOptions:
+    base_momentum: float = 0.99
+    proj_hidden: int = 512
+    proj_dim: int = 128
+    pred_hidden: int = 512
+    head_norm: str = "layer"
+    region_scale: float = 1.5
+    min_crop: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.base_momentum <= 1.0:
+            raise ValueError(f"base_momentum must be in 0..1, got {self.base_momentum}")
+
+
+class BYOLModule(MethodModule):
+    def __init__(self, preset, opts: BYOLOptions) -> None:
+        super().__init__(preset)
+        self.projector = projector(self.backbone.out_dim, opts.proj_hidden, opts.proj_dim, norm=opts.head_norm)
+        self.predictor = predictor(opts.proj_dim, opts.pred_hidden, norm=opts.head_norm)
+        self.target_backbone = target_copy(self.backbone)
+        self.target_projector = target_copy(self.projector)
+        self.base_momentum = opts.base_momentum
+
+    def forward(self, batch: dict, ctx: StepContext):
+        n = batch["view1"].shape[0]
+        views = torch.cat([batch["view1"], batch["view2"]])  # (2B, 1, S, S, S)
+        p = self.predictor(self.projector(self.backbone(views)))  # (2B, proj_dim)
+        with torch.no_grad():
+            z_target = self.target_projector(self.target_backbone(views))  # (2B, proj_dim)
+        loss = byol_loss(p[:n], z_target[n:]) + byol_loss(p[n:], z_target[:n])
+        return self.with_collapse(loss, {"byol": float(loss.detach())}, p, ctx.step)
+
+    def after_step(self, ctx: StepContext) -> None:
+        momentum = cosine_momentum(ctx.step, ctx.total_steps, self.base_momentum)
+        update_momentum(self.backbone, self.target_backbone, momentum)
+        update_momentum(self.projector, self.target_projector, momentum)
+
+
+class BYOL(TwoViewMethod):
+    name = "byol"
+    Options = BYOLOptions
+
+    def build_model(self, preset):
+        return BYOLModule(preset, self.opts)
