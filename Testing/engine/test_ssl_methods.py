@@ -124,8 +124,10 @@ def test_the_loss_falls_on_a_batch_of_the_tiny_cohort(name, unlabelled_dir, pret
     assert sum(losses[-5:]) / 5 < FALL.get(name, 0.5) * losses[0], losses
 
 
-#: The mean loss of the last 5 of 25 steps on one batch, as a share of the first step's.
-FALL = {}
+#: The mean loss of the last 5 of 25 steps on one batch, as a share of the first step's (default 0.5).
+#: MoCo v3: its keys come from the momentum network, which barely moves in 25 steps (momentum 0.99 -> 1), so only the
+#: query side learns: measured 1.12 -> 0.74 (0.66); a broken gradient path stays at chance (~1.0 of the start).
+FALL = {"moco-v3": 0.8}
 
 
 @pytest.mark.parametrize("name", JOINT)

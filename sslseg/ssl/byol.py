@@ -16,13 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from sslseg.ssl.base import StepContext
-from sslseg.ssl.heads import predictor, projector
 from sslseg.ssl.losses import byol_loss
-from sslseg.ssl.module import MethodModule
-from sslseg.ssl.momentum import cosine_momentum, target_copy, update_momentum
+from sslseg.ssl.momentum_pair import MomentumPairModule
 from sslseg.ssl.two_view_method import TwoViewMethod
 
 
@@ -41,28 +37,12 @@ class BYOLOptions:
             raise ValueError(f"base_momentum must be in 0..1, got {self.base_momentum}")
 
 
-class BYOLModule(MethodModule):
-    def __init__(self, preset, opts: BYOLOptions) -> None:
-        super().__init__(preset)
-        self.projector = projector(self.backbone.out_dim, opts.proj_hidden, opts.proj_dim, norm=opts.head_norm)
-        self.predictor = predictor(opts.proj_dim, opts.pred_hidden, norm=opts.head_norm)
-        self.target_backbone = target_copy(self.backbone)
-        self.target_projector = target_copy(self.projector)
-        self.base_momentum = opts.base_momentum
-
+class BYOLModule(MomentumPairModule):
     def forward(self, batch: dict, ctx: StepContext):
         n = batch["view1"].shape[0]
-        views = torch.cat([batch["view1"], batch["view2"]])  # (2B, 1, S, S, S)
-        p = self.predictor(self.projector(self.backbone(views)))  # (2B, proj_dim)
-        with torch.no_grad():
-            z_target = self.target_projector(self.target_backbone(views))  # (2B, proj_dim)
+        p, z_target = self.online_and_target(batch)
         loss = byol_loss(p[:n], z_target[n:]) + byol_loss(p[n:], z_target[:n])
         return self.with_collapse(loss, {"byol": float(loss.detach())}, p, ctx.step)
-
-    def after_step(self, ctx: StepContext) -> None:
-        momentum = cosine_momentum(ctx.step, ctx.total_steps, self.base_momentum)
-        update_momentum(self.backbone, self.target_backbone, momentum)
-        update_momentum(self.projector, self.target_projector, momentum)
 
 
 class BYOL(TwoViewMethod):

@@ -30,6 +30,10 @@ METHODS: dict[str, MethodEntry] = {
     "byol": MethodEntry(
         "sslseg.ssl.byol:BYOL",
         "BYOL (Grill 2020): online network + predictor regresses a momentum network's projection, no negatives"),
+    "moco-v3": MethodEntry(
+        "sslseg.ssl.moco_v3:MoCoV3",
+        "MoCo v3 (Chen 2021): query network + predictor against momentum keys of the global batch, no queue",
+        ("mocov3",)),
     "simsiam": MethodEntry(
         "sslseg.ssl.simsiam:SimSiam",
         "SimSiam (Chen & He 2021): shared network + predictor, stop-gradient on the other view, no negatives"),
