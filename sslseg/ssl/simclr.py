@@ -19,8 +19,7 @@ import torch
 
 from sslseg.ssl.base import StepContext
 from sslseg.ssl.contrastive import contrastive_loss
-from sslseg.ssl.heads import projector
-from sslseg.ssl.module import MethodModule
+from sslseg.ssl.projected_pair import ProjectedPairModule
 from sslseg.ssl.two_view_method import TwoViewMethod
 from sslseg.training.amp import full_precision
 
@@ -39,17 +38,15 @@ class SimCLROptions:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
 
 
-class SimCLRModule(MethodModule):
+class SimCLRModule(ProjectedPairModule):
     def __init__(self, preset, opts: SimCLROptions) -> None:
-        super().__init__(preset)
-        self.projector = projector(self.backbone.out_dim, opts.proj_hidden, opts.proj_dim, norm=opts.proj_norm)
+        super().__init__(preset, opts)
         self.temperature = opts.temperature
 
     def forward(self, batch: dict, ctx: StepContext):
-        n = batch["view1"].shape[0]
-        z = self.projector(self.backbone(torch.cat([batch["view1"], batch["view2"]])))  # (2B, out_dim)
-        with full_precision(z):
-            z1, z2 = ctx.gather(z[:n].float()), ctx.gather(z[n:].float())
+        z1, z2 = self.projections(batch)
+        with full_precision(z1):
+            z1, z2 = ctx.gather(z1.float()), ctx.gather(z2.float())
             loss = contrastive_loss(z1, z2, self.temperature)
         return self.with_collapse(loss, {"ntxent": float(loss.detach())}, torch.cat([z1, z2]), ctx.step)
 

@@ -37,6 +37,13 @@ METHODS: dict[str, MethodEntry] = {
     "simsiam": MethodEntry(
         "sslseg.ssl.simsiam:SimSiam",
         "SimSiam (Chen & He 2021): shared network + predictor, stop-gradient on the other view, no negatives"),
+    "barlow-twins": MethodEntry(
+        "sslseg.ssl.barlow_twins:BarlowTwins",
+        "Barlow Twins (Zbontar 2021): cross-correlation of the two views' projections pushed to the identity",
+        ("barlowtwins",)),
+    "vicreg": MethodEntry(
+        "sslseg.ssl.vicreg:VICReg",
+        "VICReg (Bardes 2022): invariance + per-dimension variance + decorrelation of the two views' projections"),
 }
 
 DEFAULT_METHOD = "inpaint-contrastive"
