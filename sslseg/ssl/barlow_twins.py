@@ -33,6 +33,8 @@ class BarlowTwinsOptions:
 
 
 class BarlowTwinsModule(ProjectedPairModule):
+    min_batch = 2  # batch statistics
+
     def __init__(self, preset, opts: BarlowTwinsOptions) -> None:
         super().__init__(preset, opts)
         self.lambda_offdiag = opts.lambda_offdiag

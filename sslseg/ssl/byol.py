@@ -9,7 +9,7 @@ the online ViT + g by EMA, momentum rising from ``base_momentum`` to 1 on a cosi
 
 Defaults: base momentum 0.99 (the paper's 0.996 is for 300-1000 epochs; our runs are far shorter), projector and
 predictor 512 -> 128 with LayerNorm (:mod:`sslseg.ssl.heads`: BatchNorm over 2-4 patches is degenerate; BYOL works
-without batch statistics, Richemond et al. 2020). The loss is per sample, so DDP equals one process without a gather.
+without batch statistics, Richemond et al. 2020). DDP: the loss is taken over the gathered global batch, so 2 processes of batch B equal one of 2B.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ class BYOLModule(MomentumPairModule):
     def forward(self, batch: dict, ctx: StepContext):
         n = batch["view1"].shape[0]
         p, z_target = self.online_and_target(batch)
-        loss = byol_loss(p[:n], z_target[n:]) + byol_loss(p[n:], z_target[:n])
+        p1, p2, z1, z2 = (ctx.gather(t) for t in (p[:n], p[n:], z_target[:n], z_target[n:]))  # the global batch
+        loss = byol_loss(p1, z2) + byol_loss(p2, z1)
         return self.with_collapse(loss, {"byol": float(loss.detach())}, p, ctx.step)
 
 

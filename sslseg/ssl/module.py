@@ -66,10 +66,16 @@ class MethodModule(torch.nn.Module):
                 (no_decay if has_no_weight_decay(name, parameter) else decay).append(parameter)
         return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
+    #: Fewest samples a batch's loss is defined on (losses with batch statistics need 2).
+    min_batch = 1
+
     def validation_loss(self, batch: dict) -> torch.Tensor:
-        """(B,) the training loss of the batch, repeated per sample (no momentum or queue update)."""
-        output = self(batch, StepContext())
+        """(B,) the training loss of the batch, repeated per sample (no momentum or queue update); (0,) — not
+        scored — for a batch smaller than :attr:`min_batch` (e.g. one process's shard of one patch under DDP)."""
         batch_size = next(v for v in batch.values() if torch.is_tensor(v)).shape[0]
+        if batch_size < self.min_batch:
+            return torch.zeros(0)
+        output = self(batch, StepContext())
         return output.total.detach().float().expand(batch_size)
 
     def encoder_state(self) -> dict:

@@ -9,7 +9,7 @@ onto the other's. The stop-gradient is what prevents collapse (section 4.1), so 
 
 Defaults: projector 3 layers 512 -> 128 with a final normalisation (the paper's 2048-wide 3-layer BN head scaled to
 3-D batches; LayerNorm for the reasons in :mod:`sslseg.ssl.heads`), predictor bottleneck 128 -> 32 -> 128 (the
-paper's 4x bottleneck, section 4.4). The loss is per sample, so DDP equals one process without a gather.
+paper's 4x bottleneck, section 4.4). DDP: the loss is taken over the gathered global batch, so 2 processes of batch B equal one of 2B.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ class SimSiamModule(MethodModule):
         n = batch["view1"].shape[0]
         z = self.projector(self.backbone(torch.cat([batch["view1"], batch["view2"]])))  # (2B, proj_dim)
         p = self.predictor(z)
-        loss = (negative_cosine_loss(p[:n], z[n:]) + negative_cosine_loss(p[n:], z[:n])) / 2
+        p1, p2, z1, z2 = (ctx.gather(t) for t in (p[:n], p[n:], z[:n], z[n:]))  # the global batch
+        loss = (negative_cosine_loss(p1, z2) + negative_cosine_loss(p2, z1)) / 2
         return self.with_collapse(loss, {"negative_cosine": float(loss.detach())}, z, ctx.step)
 
 

@@ -35,6 +35,8 @@ class VICRegOptions:
 
 
 class VICRegModule(ProjectedPairModule):
+    min_batch = 2  # batch statistics
+
     def __init__(self, preset, opts: VICRegOptions) -> None:
         super().__init__(preset, opts)
         self.weights = (opts.sim_weight, opts.var_weight, opts.cov_weight)
