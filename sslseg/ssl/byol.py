@@ -9,7 +9,8 @@ the online ViT + g by EMA, momentum rising from ``base_momentum`` to 1 on a cosi
 
 Defaults: base momentum 0.99 (the paper's 0.996 is for 300-1000 epochs; our runs are far shorter), projector and
 predictor 512 -> 128 with LayerNorm (:mod:`sslseg.ssl.heads`: BatchNorm over 2-4 patches is degenerate; BYOL works
-without batch statistics, Richemond et al. 2020). DDP: the loss is taken over the gathered global batch, so 2 processes of batch B equal one of 2B.
+without batch statistics, Richemond et al. 2020).
+DDP: the loss is taken over the gathered global batch, so 2 processes of batch B equal one of 2B.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ onto the other's. The stop-gradient is what prevents collapse (section 4.1), so 
 
 Defaults: projector 3 layers 512 -> 128 with a final normalisation (the paper's 2048-wide 3-layer BN head scaled to
 3-D batches; LayerNorm for the reasons in :mod:`sslseg.ssl.heads`), predictor bottleneck 128 -> 32 -> 128 (the
-paper's 4x bottleneck, section 4.4). DDP: the loss is taken over the gathered global batch, so 2 processes of batch B equal one of 2B.
+paper's 4x bottleneck, section 4.4).
+DDP: the loss is taken over the gathered global batch, so 2 processes of batch B equal one of 2B.
 """
 
 from __future__ import annotations
