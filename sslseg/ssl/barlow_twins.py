@@ -17,19 +17,13 @@ from dataclasses import dataclass
 
 from sslseg.ssl.base import StepContext
 from sslseg.ssl.losses import barlow_twins_loss
-from sslseg.ssl.projected_pair import ProjectedPairModule
+from sslseg.ssl.projected_pair import ProjectedPairModule, ProjectedPairOptions
 from sslseg.ssl.two_view_method import TwoViewMethod
 
 
 @dataclass(frozen=True)
-class BarlowTwinsOptions:
+class BarlowTwinsOptions(ProjectedPairOptions):
     lambda_offdiag: float = 5e-3
-    proj_hidden: int = 1024
-    proj_dim: int = 1024
-    proj_layers: int = 3
-    proj_norm: str = "layer"
-    region_scale: float = 1.5
-    min_crop: float = 0.5
 
 
 class BarlowTwinsModule(ProjectedPairModule):

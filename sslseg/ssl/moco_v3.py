@@ -18,26 +18,18 @@ from dataclasses import dataclass
 
 from sslseg.ssl.base import StepContext
 from sslseg.ssl.losses import moco_v3_loss
-from sslseg.ssl.momentum_pair import MomentumPairModule
+from sslseg.ssl.momentum_pair import MomentumPairModule, MomentumPairOptions
 from sslseg.ssl.two_view_method import TwoViewMethod
 
 
 @dataclass(frozen=True)
-class MoCoV3Options:
+class MoCoV3Options(MomentumPairOptions):
     temperature: float = 0.2
-    base_momentum: float = 0.99
-    proj_hidden: int = 512
-    proj_dim: int = 128
-    pred_hidden: int = 512
-    head_norm: str = "layer"
-    region_scale: float = 1.5
-    min_crop: float = 0.5
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if not 0.0 <= self.base_momentum <= 1.0:
-            raise ValueError(f"base_momentum must be in 0..1, got {self.base_momentum}")
 
 
 class MoCoV3Module(MomentumPairModule):

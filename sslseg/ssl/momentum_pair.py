@@ -3,18 +3,34 @@ predictor, a momentum copy of ViT + projector, and the EMA after each step (solo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from sslseg.ssl.base import StepContext
 from sslseg.ssl.heads import predictor, projector
 from sslseg.ssl.module import MethodModule
 from sslseg.ssl.momentum import cosine_momentum, target_copy, update_momentum
+from sslseg.ssl.two_view_method import TwoViewOptions
+
+
+@dataclass(frozen=True)
+class MomentumPairOptions(TwoViewOptions):
+    """Heads (LayerNorm: see :mod:`sslseg.ssl.heads`) and the EMA's starting momentum (rising to 1 over the run)."""
+
+    base_momentum: float = 0.99
+    proj_hidden: int = 512
+    proj_dim: int = 128
+    pred_hidden: int = 512
+    head_norm: str = "layer"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.base_momentum <= 1.0:
+            raise ValueError(f"base_momentum must be in 0..1, got {self.base_momentum}")
 
 
 class MomentumPairModule(MethodModule):
-    """``opts`` gives ``proj_hidden``, ``proj_dim``, ``pred_hidden``, ``head_norm``, ``base_momentum``."""
-
-    def __init__(self, preset, opts) -> None:
+    def __init__(self, preset, opts: MomentumPairOptions) -> None:
         super().__init__(preset)
         self.projector = projector(self.backbone.out_dim, opts.proj_hidden, opts.proj_dim, norm=opts.head_norm)
         self.predictor = predictor(opts.proj_dim, opts.pred_hidden, norm=opts.head_norm)

@@ -3,19 +3,30 @@ VICReg): one ViT + projector applied to both views; the method's loss takes the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from sslseg.ssl.heads import projector
 from sslseg.ssl.module import MethodModule
+from sslseg.ssl.two_view_method import TwoViewOptions
+
+
+@dataclass(frozen=True)
+class ProjectedPairOptions(TwoViewOptions):
+    """The projector: 3 layers 1024 -> 1024 (Barlow Twins' and VICReg's shape at a width 3-D batches support)."""
+
+    proj_hidden: int = 1024
+    proj_dim: int = 1024
+    proj_layers: int = 3
+    proj_norm: str = "layer"
 
 
 class ProjectedPairModule(MethodModule):
-    """``opts`` gives ``proj_hidden``, ``proj_dim`` and ``proj_norm``; ``proj_layers`` optional (default 2)."""
-
-    def __init__(self, preset, opts) -> None:
+    def __init__(self, preset, opts: ProjectedPairOptions) -> None:
         super().__init__(preset)
-        self.projector = projector(self.backbone.out_dim, opts.proj_hidden, opts.proj_dim,
-                                   layers=getattr(opts, "proj_layers", 2), norm=opts.proj_norm)
+        self.projector = projector(self.backbone.out_dim, opts.proj_hidden, opts.proj_dim, layers=opts.proj_layers,
+                                   norm=opts.proj_norm)
 
     def projections(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """(z1, z2), each (B, proj_dim): the projections of ``view1`` and ``view2``, in one pass."""

@@ -19,19 +19,18 @@ import torch
 
 from sslseg.ssl.base import StepContext
 from sslseg.ssl.contrastive import contrastive_loss
-from sslseg.ssl.projected_pair import ProjectedPairModule
+from sslseg.ssl.projected_pair import ProjectedPairModule, ProjectedPairOptions
 from sslseg.ssl.two_view_method import TwoViewMethod
 from sslseg.training.amp import full_precision
 
 
 @dataclass(frozen=True)
-class SimCLROptions:
+class SimCLROptions(ProjectedPairOptions):
     temperature: float = 0.1
     proj_hidden: int = 512
     proj_dim: int = 128
+    proj_layers: int = 2
     proj_norm: str = "none"
-    region_scale: float = 1.5
-    min_crop: float = 0.5
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:

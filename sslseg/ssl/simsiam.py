@@ -23,17 +23,15 @@ from sslseg.ssl.base import StepContext
 from sslseg.ssl.heads import predictor, projector
 from sslseg.ssl.losses import negative_cosine_loss
 from sslseg.ssl.module import MethodModule
-from sslseg.ssl.two_view_method import TwoViewMethod
+from sslseg.ssl.two_view_method import TwoViewMethod, TwoViewOptions
 
 
 @dataclass(frozen=True)
-class SimSiamOptions:
+class SimSiamOptions(TwoViewOptions):
     proj_hidden: int = 512
     proj_dim: int = 128
     pred_hidden: int = 32
     head_norm: str = "layer"
-    region_scale: float = 1.5
-    min_crop: float = 0.5
 
 
 class SimSiamModule(MethodModule):

@@ -4,8 +4,18 @@ a region larger than the patch, with intensity changes (:mod:`sslseg.ssl.pair_vi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sslseg.ssl.base import SSLMethod
 from sslseg.ssl.pair_views import PairViewSettings, region_edge, two_views
+
+
+@dataclass(frozen=True)
+class TwoViewOptions:
+    """The views' options every two-view method has."""
+
+    region_scale: float = 1.5
+    min_crop: float = 0.5
 
 
 class TwoViewMethod(SSLMethod):

@@ -17,21 +17,15 @@ from dataclasses import dataclass
 
 from sslseg.ssl.base import StepContext
 from sslseg.ssl.losses import vicreg_loss
-from sslseg.ssl.projected_pair import ProjectedPairModule
+from sslseg.ssl.projected_pair import ProjectedPairModule, ProjectedPairOptions
 from sslseg.ssl.two_view_method import TwoViewMethod
 
 
 @dataclass(frozen=True)
-class VICRegOptions:
+class VICRegOptions(ProjectedPairOptions):
     sim_weight: float = 25.0
     var_weight: float = 25.0
     cov_weight: float = 1.0
-    proj_hidden: int = 1024
-    proj_dim: int = 1024
-    proj_layers: int = 3
-    proj_norm: str = "layer"
-    region_scale: float = 1.5
-    min_crop: float = 0.5
 
 
 class VICRegModule(ProjectedPairModule):
