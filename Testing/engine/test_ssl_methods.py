@@ -153,6 +153,25 @@ def test_resume_with_other_method_options_is_refused(unlabelled_dir, pretrain_ca
                  method_options={"proj_dim": "64"})
 
 
+def test_the_temperature_is_identity_only_where_a_method_has_one(tmp_path):
+    """``--temperature T`` and ``--method-option temperature=T`` train the same SimCLR, so a resume that says it the
+    other way is the same run; BYOL has no temperature, so ``--temperature`` is refused instead of ignored."""
+    from sslseg.pretrain.config import PretrainConfig
+    from sslseg.pretrain.run import make_method, run_identity
+
+    def identity(**settings):
+        config = PretrainConfig(data_dir=str(tmp_path / "data"), out_dir=str(tmp_path / "run"), **settings)
+        return run_identity(config, make_method(config))
+
+    by_flag = identity(method="simclr", temperature=0.3)
+    assert by_flag == identity(method="simclr", method_options={"temperature": "0.3"})
+    assert by_flag != identity(method="simclr")
+    assert "temperature" not in identity(method="byol")
+    assert identity(method=DEFAULT_METHOD)["temperature"] == PretrainConfig.temperature
+    with pytest.raises(SSLSegError, match="byol has no temperature"):
+        identity(method="byol", temperature=0.3)
+
+
 @pytest.mark.parametrize("name", JOINT)
 def test_pretrain_then_finetune_with_its_encoder(name, unlabelled_dir, pretrain_cache, labelled_dir, tmp_path,
                                                  capsys):

@@ -27,6 +27,7 @@ from sslseg.data.loader import default_workers, make_loader
 from sslseg.data.preprocess import PreprocessSettings
 from sslseg.data.sampler import EpochBatches, ShardedItems
 from sslseg.data.split import split_volumes
+from sslseg.errors import SSLSegError
 from sslseg.io.scan import find_volumes
 from sslseg.models.encoder_io import save_encoder
 from sslseg.models.presets import get_preset
@@ -179,21 +180,31 @@ def _run(config: PretrainConfig, session: Session) -> dict:
 def make_method(config: PretrainConfig):
     """The configured method. ``--temperature`` reaches the methods that have one: the MONAI recipe always; the
     others when it is not the default (each keeps its paper's temperature otherwise; ``--method-option
-    temperature=T`` sets it exactly)."""
+    temperature=T`` sets it exactly). A method without a temperature refuses a ``--temperature`` other than the
+    default, rather than silently ignoring it."""
+    import dataclasses
+
     from sslseg.ssl.base import method_class
 
     cls = method_class(config.method)
     options = dict(config.method_options)
-    given = getattr(cls, "legacy_options", False) or config.temperature != PretrainConfig.temperature
+    legacy = getattr(cls, "legacy_options", False)
+    given = legacy or config.temperature != PretrainConfig.temperature
+    if given and not legacy and "temperature" not in {f.name for f in dataclasses.fields(cls.Options)}:
+        raise SSLSegError(f"{cls.name} has no temperature (--temperature {config.temperature:g})",
+                          "leave out --temperature; the methods with one are listed in `sslseg pretrain --help`")
     temperature = options.pop("temperature", config.temperature if given else None)  # the method option wins
     return create_method(config.method, temperature=temperature, **options)
 
 
 def run_identity(config: PretrainConfig, method) -> dict:
     """The settings a resume must share: the config's, and the method's resolved options (for the MONAI recipe only
-    when options were given, so its identity is what it always was)."""
+    when options were given, so its identity is what it always was). For the other methods the temperature is one
+    of those options where the method has one, so the config's ``temperature`` is left out: it would otherwise
+    refuse a resume over a setting the method never reads."""
     identity = config.identity()
     if not getattr(method, "legacy_options", False):
+        identity.pop("temperature", None)
         identity["method_options"] = method.options
     return identity
 
