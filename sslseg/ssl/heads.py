@@ -4,15 +4,18 @@ A head maps (B, in_dim) to (B, out_dim) through ``layers`` linear layers; every 
 normalisation and ReLU. ``norm``: ``"layer"`` (default here), ``"batch"`` (the papers' choice) or ``"none"``.
 
 Why LayerNorm by default: a 3-D batch holds 2-4 patches per process; BatchNorm over 2 samples turns each feature
-into +-1 (and differs between one process and DDP), while LayerNorm is per sample, so the head behaves the same at
+into +-1, while LayerNorm is per sample, so the head behaves the same at
 any batch size and DDP equals one process. BYOL works without batch statistics (Richemond et al. 2020, "BYOL works
-even without batch statistics"), with group/layer normalisation instead.
+even without batch statistics"), with group/layer normalisation instead. With ``"batch"`` the statistics are over
+the global batch under DDP (:mod:`sslseg.ssl.global_batch_norm`).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from sslseg.ssl.global_batch_norm import GlobalBatchNorm1d
 
 NORMS = ("layer", "batch", "none")
 
@@ -21,7 +24,7 @@ def _norm(kind: str, dim: int) -> nn.Module:
     if kind == "layer":
         return nn.LayerNorm(dim)
     if kind == "batch":
-        return nn.BatchNorm1d(dim)
+        return GlobalBatchNorm1d(dim)
     if kind == "none":
         return nn.Identity()
     raise ValueError(f"unknown head normalisation {kind!r}; choose one of {', '.join(NORMS)}")

@@ -106,3 +106,9 @@ def make_gather(context: DistContext):
     if not context.enabled:
         return lambda tensor: tensor
     return _GatherWithGrad.apply
+
+
+def gather_with_grad(tensor):
+    """(B, ...) -> (world*B, ...) in rank order over the initialised process group, with :func:`make_gather`'s
+    gradient (for layers that have no :class:`DistContext`, e.g. a global BatchNorm inside a head)."""
+    return _GatherWithGrad.apply(tensor)
