@@ -36,7 +36,10 @@ def test_two_gloo_processes_match_one_process(name, options, unlabelled_dir, pre
     assert one["state"]["step"] == two["state"]["step"] == 4
     losses_one = torch.tensor([v for _, v in one["state"]["step_losses"]])
     losses_two = torch.tensor([v for _, v in two["state"]["step_losses"]])
-    # atol: SimSiam's loss (1 - cosine) nears 0, where float32 summation order alone moves it by ~4e-7
-    torch.testing.assert_close(losses_two, losses_one, rtol=1e-5, atol=1e-6)
+    # atol: SimSiam's loss (- cosine) nears 0, where float32 summation order alone moves it by ~4e-7; BatchNorm over 4
+    # nearly equal patches divides by their small spread and amplifies that to ~2e-6 by the third step (the broken
+    # case, per-process statistics, differs by 0.06)
+    atol = 1e-5 if "head_norm=batch" in options else 1e-6
+    torch.testing.assert_close(losses_two, losses_one, rtol=1e-5, atol=atol)
     worst = max((one["model"][k] - two["model"][k]).abs().max().item() for k in one["model"])
     assert worst < 1e-4, worst

@@ -25,6 +25,7 @@ class MomentumPairOptions(TwoViewOptions):
     head_norm: str = "layer"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 0.0 <= self.base_momentum <= 1.0:
             raise ValueError(f"base_momentum must be in 0..1, got {self.base_momentum}")
 

@@ -2,7 +2,7 @@
 
 Chen, Kornblith, Norouzi, Hinton, "A Simple Framework for Contrastive Learning of Visual Representations", ICML 2020.
 
-Per sample x: views v1, v2 (:mod:`sslseg.ssl.pair_views`), each (1, S, S, S); h = mean-pooled ViT tokens (B, hidden);
+Per sample x: views v1, v2 (:mod:`sslseg.ssl.two_view_method`), each (1, S, S, S); h = mean-pooled ViT tokens (B, hidden);
 z = g(h) (B, out_dim), g = Linear-ReLU-Linear (the paper's eq. 2, no normalisation layer, so one process equals DDP).
 Loss: NT-Xent(gather(z1), gather(z2); T) over the 2N embeddings of the global batch N (every other sample a negative).
 
@@ -33,6 +33,7 @@ class SimCLROptions(ProjectedPairOptions):
     proj_norm: str = "none"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
 

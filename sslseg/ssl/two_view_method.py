@@ -1,13 +1,26 @@
-"""The data side shared by the two-view joint-embedding methods (SimCLR, BYOL, SimSiam): two random resized crops of
-a region larger than the patch, with intensity changes (:mod:`sslseg.ssl.pair_views`). A method's ``Options`` gives
-``region_scale`` (region edge / patch edge) and ``min_crop`` (smallest crop edge / region edge)."""
+"""The data side shared by the two-view joint-embedding methods (SimCLR, BYOL, SimSiam, MoCo, Barlow Twins, VICReg):
+two views of one region larger than the patch, each a random resized 3-D crop with its own intensity changes
+(:func:`sslseg.ssl.views3d.make_view`; no flips or rotations, see that module for why).
+
+A method's ``Options`` gives ``region_scale`` (region edge / patch edge) and ``min_crop_volume`` (the smallest crop as
+a share of the region's volume; crops are U(min_crop_volume, 1) of it with aspect ratios 3/4..4/3 per axis).
+Defaults: a region 1.5 patches wide and crops of at least a quarter of its volume (edges 0.63-1 of the region), so a
+view is a 0.94x to 1.5x zoom of a patch-sized cube and two views of a region overlap in most of it; SimCLR's
+ImageNet crops (8-100 % of the area) would show two views of a 3-D patch that share no organ.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from sslseg.ssl.base import SSLMethod
-from sslseg.ssl.pair_views import PairViewSettings, region_edge, two_views
+from sslseg.ssl.views3d import make_view
+
+#: Patch edges are multiples of the ViT token size (every preset's: 16).
+TOKEN = 16
 
 
 @dataclass(frozen=True)
@@ -15,18 +28,37 @@ class TwoViewOptions:
     """The views' options every two-view method has."""
 
     region_scale: float = 1.5
-    min_crop: float = 0.5
+    min_crop_volume: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not self.region_scale >= 1.0:
+            raise ValueError(f"region_scale must be >= 1 (the region holds the patch), got {self.region_scale}")
+        if not 0.0 < self.min_crop_volume <= 1.0:
+            raise ValueError(f"min_crop_volume must be in (0, 1], got {self.min_crop_volume}")
+
+
+def region_edge(patch_size: int, region_scale: float) -> int:
+    """R for a patch edge S: ceil(S * region_scale)."""
+    return int(math.ceil(patch_size * region_scale))
+
+
+def patch_edge(region: int, region_scale: float) -> int:
+    """S for a region edge R (the inverse of :func:`region_edge` for multiples of ``TOKEN``)."""
+    return max(TOKEN, TOKEN * int(round(region / region_scale / TOKEN)))
 
 
 class TwoViewMethod(SSLMethod):
-    """An :class:`SSLMethod` whose views are ``view1`` and ``view2``, each (1, S, S, S)."""
-
-    def __init__(self, options=None) -> None:
-        super().__init__(options)
-        self.views = PairViewSettings(self.opts.region_scale, self.opts.min_crop)
+    """An :class:`SSLMethod` whose views are ``view1`` and ``view2``, each float32 (1, S, S, S) in 0..1."""
 
     def region_size(self, patch_size: int) -> int:
-        return region_edge(patch_size, self.views)
+        return region_edge(patch_size, self.opts.region_scale)
+
+    def view(self, region: np.ndarray, random_state):
+        """One view (torch float32 (1, S, S, S)) of ``region`` (numpy (1, R, R, R))."""
+        import torch
+
+        size = patch_edge(region.shape[-1], self.opts.region_scale)
+        return torch.from_numpy(make_view(region, random_state, size, scale=(self.opts.min_crop_volume, 1.0)))
 
     def make_views(self, region, random_state) -> dict:
-        return two_views(region, self.views, random_state)
+        return {"view1": self.view(region, random_state), "view2": self.view(region, random_state)}
