@@ -68,3 +68,10 @@ def two_views(region: np.ndarray, settings: PairViewSettings, rng: np.random.Ran
     """``view1``, ``view2``: torch float32 (1, S, S, S) each, S = :func:`patch_edge` of the region's edge."""
     patch_size = patch_edge(region.shape[-1], settings)
     return {"view1": one_view(region, patch_size, settings, rng), "view2": one_view(region, patch_size, settings, rng)}
+
+
+def k_views(region: np.ndarray, settings: PairViewSettings, rng: np.random.RandomState, count: int) -> dict:
+    """``view1`` .. ``view{count}``, drawn in that order as :func:`two_views` draws its two (so ``count`` 2 gives
+    exactly its views)."""
+    patch_size = patch_edge(region.shape[-1], settings)
+    return {f"view{i + 1}": one_view(region, patch_size, settings, rng) for i in range(count)}
