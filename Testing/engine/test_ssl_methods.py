@@ -281,4 +281,5 @@ def test_w_mse_whitens_the_global_batch_to_identity_covariance():
     default = create_method("w-mse", proj_dim="8")
     assert default.opts.eps > 0
     torch.manual_seed(0)
-    assert math.isfinite(float(default.step_loss(default.build_model(PRESET), batch_of(default), StepContext()).total.detach()))
+    output = default.step_loss(default.build_model(PRESET), batch_of(default), StepContext())
+    assert math.isfinite(float(output.total.detach()))
