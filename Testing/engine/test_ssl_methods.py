@@ -15,6 +15,7 @@ from sslseg.errors import SSLSegError
 from sslseg.models.encoder_io import load_encoder_into
 from sslseg.models.presets import get_preset
 from sslseg.ssl import StepContext, create_method
+from sslseg.ssl.queue import FeatureQueue
 from sslseg.ssl.table import DEFAULT_METHOD, METHODS
 
 #: The joint-embedding methods (the MONAI recipe has its own tests: test_pretrain_*.py).
@@ -97,7 +98,10 @@ def test_the_loss_falls_on_a_batch_of_the_tiny_cohort(name, unlabelled_dir, pret
     SimCLR's loss stays at chance, log(2B - 1), for the first hundred-odd steps (measured: 30 steps at lr 1e-4..1e-3,
     with and without normalisation in the projector). The weaker property, which still fails when the gradient path
     is broken (no gradient to the backbone, a detached target, a wrong sign): on one fixed batch of 4 cohort patches
-    the loss falls well below its start in 25 steps."""
+    the loss falls well below its start in 25 steps.
+
+    Queues (MoCo v2) are held at their initial random keys: on one fixed batch the queue would fill with the batch's
+    own keys, negatives equal to the positives, and the loss would rise by construction (measured 2.72 -> 4.66)."""
     from sslseg.data.cache import build_cache
     from sslseg.data.dataset import PatchViewsDataset
     from sslseg.data.preprocess import PreprocessSettings
@@ -110,6 +114,8 @@ def test_the_loss_falls_on_a_batch_of_the_tiny_cohort(name, unlabelled_dir, pret
     batch = {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
     torch.manual_seed(0)
     model = method.build_model(PRESET)
+    queues = [(q, {k: v.clone() for k, v in q.state_dict().items()}) for q in model.modules()
+              if isinstance(q, FeatureQueue)]
     optimizer = torch.optim.AdamW(method.param_groups(model, 1e-3, 1e-5), lr=1e-3)
     ctx, losses = StepContext(total_steps=25), []
     for step in range(25):
@@ -118,6 +124,8 @@ def test_the_loss_falls_on_a_batch_of_the_tiny_cohort(name, unlabelled_dir, pret
         loss.backward()
         optimizer.step()
         method.after_step(model, ctx.at(step + 1))
+        for queue, initial in queues:  # negatives stay the initial ones (see the docstring)
+            queue.load_state_dict(initial)
         ctx = ctx.at(step + 1)
         losses.append(float(loss.detach()))
     assert all(math.isfinite(v) for v in losses)
@@ -131,7 +139,10 @@ def test_the_loss_falls_on_a_batch_of_the_tiny_cohort(name, unlabelled_dir, pret
 #: dimensions almost no spread to start from: measured 23.07 -> 22.65 (0.982) in 25 steps with the views of
 #: sslseg.ssl.views3d (0.966 in 50); a broken gradient path keeps the loss of this fixed batch exactly where it
 #: started (1.0: VICReg has no momentum network).
-FALL = {"moco-v3": 0.8, "vicreg": 0.99}
+#: MoCo v2: against the initial queue of 1024 random unit keys the loss is bounded below by about
+#: log(1 + sum_j exp(q.n_j / T) / exp(1 / T)) = log(1 + 1024 * 1.10 / e^5) = 2.15 once q.k = 1 (q.n_j ~ N(0, 1/128));
+#: measured 2.59 -> 2.15 (0.83, views3d views), at that bound; a broken gradient path stays at its start (1.0).
+FALL = {"moco-v3": 0.8, "vicreg": 0.99, "moco-v2": 0.85}
 
 
 @pytest.mark.parametrize("name", JOINT)
@@ -191,3 +202,102 @@ def test_pretrain_then_finetune_with_its_encoder(name, unlabelled_dir, pretrain_
     assert any("embedding_std" in e and "effective_rank" in e for e in events if e["event"] == "progress")
     vit_tensors = len(create_method(name).encoder_state(create_method(name).build_model(PRESET)))
     assert [e["transferred"] for e in events if e["event"] == "encoder"] == [vit_tensors]
+
+
+def _moco_v2(queue_size):
+    method = create_method("moco-v2", queue_size=queue_size)
+    torch.manual_seed(0)
+    return method, method.build_model(PRESET)
+
+
+def _keys(model, batch):
+    """The normalised keys the momentum network gives the batch now: view1 rows, then view2 rows."""
+    with torch.no_grad():
+        views = torch.cat([batch["view1"], batch["view2"]])
+        return torch.nn.functional.normalize(model.target_projector(model.target_backbone(views)), dim=1)
+
+
+def test_moco_v2_enqueues_exactly_the_step_keys_in_order_and_wraps_around():
+    method, model = _moco_v2(queue_size=6)
+    batch = batch_of(method)  # 2 samples: 4 keys per step
+    initial = model.queue.features.clone()
+    keys = _keys(model, batch)
+    method.step_loss(model, batch, StepContext(total_steps=10)).total.backward()
+    method.after_step(model, StepContext(step=1, total_steps=10))
+    torch.testing.assert_close(model.queue.features[:4], keys, rtol=0, atol=1e-6)
+    assert torch.equal(model.queue.features[4:], initial[4:]) and int(model.queue.position) == 4
+    second = _keys(model, batch)  # the key network has moved by EMA: other keys
+    assert not torch.allclose(second, keys)
+    method.step_loss(model, batch, StepContext(step=1, total_steps=10))
+    method.after_step(model, StepContext(step=2, total_steps=10))
+    torch.testing.assert_close(model.queue.features[[4, 5, 0, 1]], second, rtol=0, atol=1e-6)
+    torch.testing.assert_close(model.queue.features[2:4], keys[2:], rtol=0, atol=1e-6)
+    assert int(model.queue.position) == 2
+
+
+def test_moco_v2_validation_leaves_the_queue_and_the_pending_keys_alone():
+    method, model = _moco_v2(queue_size=16)
+    train, val = batch_of(method), {k: v.flip(0) + 0.1 for k, v in batch_of(method).items()}
+    keys = _keys(model, train)
+    method.step_loss(model, train, StepContext(total_steps=10))
+    before = {k: v.clone() for k, v in model.queue.state_dict().items()}
+    losses = method.validation_loss(model, val)
+    assert losses.shape == (2,) and torch.isfinite(losses).all()
+    assert all(torch.equal(before[k], v) for k, v in model.queue.state_dict().items())
+    method.after_step(model, StepContext(step=1, total_steps=10))
+    torch.testing.assert_close(model.queue.features[:4], keys, rtol=0, atol=1e-6)  # the training keys, not val's
+
+
+def test_moco_v2_queue_survives_a_state_dict_round_trip():
+    method, model = _moco_v2(queue_size=8)
+    batch = batch_of(method)
+    for step in range(3):  # 12 keys into 8 slots: wrapped once
+        method.step_loss(model, batch, StepContext(step=step, total_steps=10))
+        method.after_step(model, StepContext(step=step + 1, total_steps=10))
+    state = model.state_dict()
+    assert {"queue.features", "queue.position"} <= state.keys() and int(state["queue.position"]) == 4
+    torch.manual_seed(1)
+    copy = method.build_model(PRESET)
+    assert not torch.equal(copy.queue.features, model.queue.features)
+    copy.load_state_dict(state)
+    assert torch.equal(copy.queue.features, model.queue.features) and int(copy.queue.position) == 4
+    a = method.step_loss(model, batch, StepContext(step=3, total_steps=10)).total
+    b = method.step_loss(copy, batch, StepContext(step=3, total_steps=10)).total
+    assert torch.equal(a, b)
+
+
+def test_w_mse_views_extend_the_two_views_and_k_views_train():
+    two, four = create_method("w-mse"), create_method("w-mse", views="4")
+    size = two.region_size(32)
+    region = np.random.default_rng(7).random((1, size, size, size), dtype=np.float32)
+    pair = create_method("simclr").make_views(region, np.random.RandomState(3))
+    assert all(torch.equal(pair[k], v) for k, v in two.make_views(region, np.random.RandomState(3)).items())
+    views = four.make_views(region, np.random.RandomState(3))
+    assert list(views) == ["view1", "view2", "view3", "view4"] and torch.equal(views["view2"], pair["view2"])
+    torch.manual_seed(0)
+    model = four.build_model(PRESET)
+    output = four.step_loss(model, batch_of(four), StepContext())
+    loss = float(output.total.detach())
+    assert math.isfinite(loss) and 0 <= loss <= 4
+
+
+def test_w_mse_whitens_the_global_batch_to_identity_covariance():
+    """With eps 0 and more samples than dimensions, the embeddings the loss compares have identity covariance; with
+    the default shrinkage a batch of 2 (rank 1 < D) still gives a loss, which eps 0 cannot."""
+    from sslseg.ssl.losses import whiten
+
+    method = create_method("w-mse", proj_dim="8", eps="0")
+    torch.manual_seed(0)
+    model = method.build_model(PRESET)
+    batch = batch_of(method, batch=12)
+    with torch.no_grad():
+        z = model.projector(model.backbone(torch.cat([batch["view1"], batch["view2"]])))[:12].double()
+        w = whiten(z, 0.0)
+    torch.testing.assert_close(w.T @ w / 11, torch.eye(8, dtype=torch.float64), rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="singular"):
+        method.step_loss(model, batch_of(method), StepContext())
+    default = create_method("w-mse", proj_dim="8")
+    assert default.opts.eps > 0
+    torch.manual_seed(0)
+    output = default.step_loss(default.build_model(PRESET), batch_of(default), StepContext())
+    assert math.isfinite(float(output.total.detach()))

@@ -34,6 +34,10 @@ METHODS: dict[str, MethodEntry] = {
         "sslseg.ssl.moco_v3:MoCoV3",
         "MoCo v3 (Chen 2021): query network + predictor against momentum keys of the global batch, no queue",
         ("mocov3",)),
+    "moco-v2": MethodEntry(
+        "sslseg.ssl.moco_v2:MoCoV2",
+        "MoCo v2 (Chen 2020): query network + MLP head against momentum keys and a queue of past keys (InfoNCE)",
+        ("mocov2",)),
     "simsiam": MethodEntry(
         "sslseg.ssl.simsiam:SimSiam",
         "SimSiam (Chen & He 2021): shared network + predictor, stop-gradient on the other view, no negatives"),
@@ -44,6 +48,10 @@ METHODS: dict[str, MethodEntry] = {
     "vicreg": MethodEntry(
         "sslseg.ssl.vicreg:VICReg",
         "VICReg (Bardes 2022): invariance + per-dimension variance + decorrelation of the two views' projections"),
+    "w-mse": MethodEntry(
+        "sslseg.ssl.wmse:WMSE",
+        "W-MSE (Ermolov 2021): k views' projections whitened over the global batch, then MSE of the normalised pairs",
+        ("wmse",)),
 }
 
 DEFAULT_METHOD = "inpaint-contrastive"

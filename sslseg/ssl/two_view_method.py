@@ -48,7 +48,7 @@ def patch_edge(region: int, region_scale: float) -> int:
 
 
 class TwoViewMethod(SSLMethod):
-    """An :class:`SSLMethod` whose views are ``view1`` and ``view2``, each float32 (1, S, S, S) in 0..1."""
+    """An :class:`SSLMethod` whose views are ``view1`` and ``view2`` (or more), each float32 (1, S, S, S) in 0..1."""
 
     def region_size(self, patch_size: int) -> int:
         return region_edge(patch_size, self.opts.region_scale)
@@ -60,5 +60,10 @@ class TwoViewMethod(SSLMethod):
         size = patch_edge(region.shape[-1], self.opts.region_scale)
         return torch.from_numpy(make_view(region, random_state, size, scale=(self.opts.min_crop_volume, 1.0)))
 
+    def view_count(self) -> int:
+        """How many views of a region a sample holds (2; W-MSE may use more)."""
+        return 2
+
     def make_views(self, region, random_state) -> dict:
-        return {"view1": self.view(region, random_state), "view2": self.view(region, random_state)}
+        """``view1`` .. ``view{k}``, k = :meth:`view_count`, drawn in that order (the first two do not depend on k)."""
+        return {f"view{i + 1}": self.view(region, random_state) for i in range(self.view_count())}
