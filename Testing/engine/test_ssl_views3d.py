@@ -109,3 +109,45 @@ def test_make_view_without_intensity_is_the_crop():
     r = region()
     assert np.array_equal(make_view(r, np.random.default_rng(3), 16, intensity=None),
                           np.clip(random_resized_crop(r, np.random.default_rng(3), 16), 0, 1))
+
+
+def test_flips_reverse_exactly_the_named_ras_axes():
+    """A region whose voxels encode their (i, j, k) position: a left-right flip (axis 0) sends voxel i to X - 1 - i and
+    leaves j, k; no axes, no draw and the region itself."""
+    from sslseg.ssl.views3d import random_flips
+
+    shape = (5, 6, 7)
+    i, j, k = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
+    region = (i * 100 + j * 10 + k).astype(np.float32)[None]
+    state = np.random.RandomState(0)
+    assert random_flips(region, state, ()) is region and state.uniform() == np.random.RandomState(0).uniform()
+    flips = [random_flips(region, np.random.RandomState(seed), (0,)) for seed in range(8)]
+    flipped = [f for f in flips if not np.array_equal(f, region)]
+    assert 0 < len(flipped) < 8
+    assert np.array_equal(flipped[0][0, 4 - np.arange(5)], region[0])
+
+
+def test_axial_rotation_turns_the_axial_plane_only():
+    from sslseg.ssl.views3d import random_axial_rot90
+
+    region = np.random.default_rng(0).random((1, 6, 6, 4), dtype=np.float32)
+    turns = {random_axial_rot90(region, np.random.RandomState(seed)).tobytes() for seed in range(20)}
+    assert len(turns) == 4
+    for seed in range(4):
+        turned = random_axial_rot90(region, np.random.RandomState(seed))
+        assert np.allclose(np.sort(turned[0, :, :, 2].ravel()), np.sort(region[0, :, :, 2].ravel()))  # same slice
+
+
+def test_views_of_two_view_methods_without_flips_are_unchanged_by_the_flip_options():
+    import torch
+
+    from sslseg.ssl import create_method
+
+    region = np.random.default_rng(1).random((1, 48, 48, 48), dtype=np.float32)
+    plain = create_method("simclr").make_views(region, np.random.RandomState(5))
+    empty = create_method("simclr", flip_axes="").make_views(region, np.random.RandomState(5))
+    flipping = create_method("simclr", flip_axes="0", rotate90="yes")
+    assert flipping.options["flip_axes"] == (0,) and flipping.options["rotate90"] is True
+    assert all(torch.equal(plain[k], empty[k]) for k in plain)
+    with pytest.raises(Exception, match="flip_axes"):
+        create_method("simclr", flip_axes="3")

@@ -221,5 +221,5 @@ def _convert(value, kind):
     origin = typing.get_origin(kind)
     if origin is tuple:
         inner = typing.get_args(kind)[0]
-        return tuple(inner(v) for v in value.split(","))
+        return tuple(inner(v) for v in value.split(",")) if value.strip() else ()
     return value

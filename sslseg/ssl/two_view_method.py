@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sslseg.ssl.base import SSLMethod
-from sslseg.ssl.views3d import make_view
+from sslseg.ssl.views3d import make_view, random_axial_rot90, random_flips
 
 #: Patch edges are multiples of the ViT token size (every preset's: 16).
 TOKEN = 16
@@ -29,8 +29,16 @@ class TwoViewOptions:
 
     region_scale: float = 1.5
     min_crop_volume: float = 0.25
+    #: Spatial axes of the RAS-oriented region (0 left-right, 1 posterior-anterior, 2 inferior-superior) each view
+    #: flips with probability 0.5; none by default (see :mod:`sslseg.ssl.views3d`, and benchmarks/bench_views.py for
+    #: the measurement).
+    flip_axes: tuple[int, ...] = ()
+    #: Each view rotated by a random multiple of 90 degrees in the axial plane; off by default, as flips.
+    rotate90: bool = False
 
     def __post_init__(self) -> None:
+        if any(axis not in (0, 1, 2) for axis in self.flip_axes):
+            raise ValueError(f"flip_axes are spatial axes 0, 1, 2, got {self.flip_axes}")
         if not self.region_scale >= 1.0:
             raise ValueError(f"region_scale must be >= 1 (the region holds the patch), got {self.region_scale}")
         if not 0.0 < self.min_crop_volume <= 1.0:
@@ -58,6 +66,9 @@ class TwoViewMethod(SSLMethod):
         import torch
 
         size = patch_edge(region.shape[-1], self.opts.region_scale)
+        region = random_flips(region, random_state, self.opts.flip_axes)
+        if self.opts.rotate90:
+            region = random_axial_rot90(region, random_state)
         return torch.from_numpy(make_view(region, random_state, size, scale=(self.opts.min_crop_volume, 1.0)))
 
     def view_count(self) -> int:

@@ -9,7 +9,8 @@ The crops are SimCLR's random resized crop (Chen et al., ICML 2020) in 3-D and S
 NeurIPS 2020: two global views and several small local ones); the intensity changes stand in for colour jitter and
 blur, which a grey CT or MR volume does not have.
 
-Medical decisions: **no flips and no rotations**. Organs sit on one side of the body (the liver on the right, the
+Medical decisions: **no flips and no rotations** by default (:func:`random_flips` and :func:`random_axial_rot90`
+exist for measuring that decision and for data without a side, e.g. ``--method-option flip_axes=0``). Organs sit on one side of the body (the liver on the right, the
 spleen on the left) and the volumes are resampled to one orientation; the fine-tuning found that left-right flips
 teach a model that the liver can be on the left, so the views must not make a feature invariant to the side or to
 the axes. Scale, position, contrast, gamma, noise and blur vary between scanners and patients, so they may.
@@ -90,6 +91,21 @@ def random_resized_crop(region: np.ndarray, rng, out_size: int, scale=(0.25, 1.0
     """A random box of ``region`` (1, X, Y, Z) (:func:`crop_box`) resized to (1, S, S, S)."""
     start, size = crop_box(region.shape, rng, scale, ratio)
     return resized_crop(region, start, size, out_size)
+
+
+def random_flips(region: np.ndarray, rng, axes) -> np.ndarray:
+    """``region`` (1, X, Y, Z) with each spatial axis in ``axes`` (0, 1, 2) reversed with probability 0.5 (one draw
+    per axis, in the order given; no draw and the region itself when ``axes`` is empty)."""
+    flipped = region
+    for axis in axes:
+        if rng.uniform() < 0.5:
+            flipped = np.flip(flipped, axis=axis + 1)
+    return flipped
+
+
+def random_axial_rot90(region: np.ndarray, rng) -> np.ndarray:
+    """``region`` (1, X, Y, Z) on a RAS grid rotated by a uniform multiple of 90 degrees in the axial plane (X, Y)."""
+    return np.rot90(region, k=_integer(rng, 4), axes=(1, 2))
 
 
 # --- intensity (each returns float32 in 0..1 for an input in 0..1) ----------------------------------------------------
