@@ -9,6 +9,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -25,12 +26,11 @@ EPOCHS = 8  # 4 steps per epoch (4 training volumes x 2 patches / batch 2): stil
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def start(unlabelled_dir, pretrain_cache, out, workers=0):
+def start(unlabelled_dir, pretrain_cache, out, workers=0, stderr=subprocess.PIPE):
     args = [sys.executable, "-m", "sslseg", "pretrain", str(unlabelled_dir), "--out", str(out), "--preset", "tiny",
             "--patch-size", "32", "--spacing", "4", "--batch-size", "2", "--workers", str(workers), "--val-every", "0",
             "--epochs", str(EPOCHS), "--cache", str(pretrain_cache), "--events", "-"]
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env=ENV)
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True, env=ENV)
 
 
 def events_until_progress(process) -> list[dict]:
@@ -104,6 +104,49 @@ def test_a_signal_to_the_process_group_stops_cleanly_with_workers(unlabelled_dir
     assert "Traceback" not in stderr and "exited unexpectedly" not in stderr
     assert json.loads((run / "train_stats.json").read_text())["status"] == "stopped"
     assert load_state(run)["state"]["step"] == events[-1]["step"]
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+@pytest.mark.parametrize("stderr_too", [False, True], ids=["events-closed", "events-and-stderr-closed"])
+def test_a_closed_event_stream_stops_cleanly_with_a_checkpoint(unlabelled_dir, pretrain_cache, tmp_path, stderr_too):
+    """The reader of ``--events -`` goes away (Slicer quits; ``| head``): the worker stops as on a cancel (checkpoint,
+    ``stopped``, the data-loading worker shut down), exits 141 (128 + SIGPIPE) without a traceback, and never hangs.
+    With stderr closed as well (the whole parent gone), nothing it writes there may fail the stop either."""
+    run, log = tmp_path / "run", tmp_path / "stderr.txt"
+    with open(log, "w") as log_file:
+        process = start(unlabelled_dir, pretrain_cache, run, workers=1,
+                        stderr=subprocess.PIPE if stderr_too else log_file)
+    events_until_progress(process)
+    process.stdout.close()  # the reader goes away
+    if stderr_too:
+        process.stderr.close()
+    try:
+        code = process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail("the worker did not exit after its event stream closed")
+    stats = json.loads((run / "train_stats.json").read_text())
+    assert stats["status"] == "stopped" and stats["signal"] == "SIGPIPE", stats["status"]
+    assert code == 141
+    stopped = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()][-1]
+    assert stopped["event"] == "stopped" and stopped["checkpoint"] and "--resume" in stopped["resume_command"]
+    assert load_state(run)["state"]["step"] == stopped["step"] == stats["step"] >= 1
+    for _ in range(50):  # the data-loading worker ends with the run (it ignores SIGTERM: nothing else would end it)
+        if not group_alive(process.pid):
+            break
+        time.sleep(0.1)
+    assert not group_alive(process.pid), "a data-loading worker outlived the run"
+    if not stderr_too:
+        text = log.read_text()
+        assert "Traceback" not in text and "Exception ignored" not in text, text
+        assert "stopped by SIGPIPE" in text
 
 
 def test_outside_the_loop_a_signal_stops_at_once_with_143():

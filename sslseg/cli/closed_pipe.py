@@ -32,10 +32,16 @@ def stdout_reader_gone() -> bool:
 def discard_stdout() -> None:
     """Point stdout at the null device, so that flushing what is still buffered at exit does not fail again (which
     Python would report as "Exception ignored ... BrokenPipeError" and exit status 120)."""
+    discard_stream(sys.stdout)
+
+
+def discard_stream(stream) -> None:
+    """Point ``stream``'s file descriptor (stdout, stderr) at the null device: its reader is gone, and what is still
+    buffered, or written later (a log line, a traceback at exit), must not fail again."""
     null = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(null, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass  # stdout is not a real file: nothing will be flushed to a pipe at exit
+        os.dup2(null, stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        pass  # not a real file: nothing will be flushed to a pipe at exit
     finally:
         os.close(null)

@@ -82,8 +82,11 @@ def _system_error(error: OSError, debug: bool) -> int:
     """A full disk, a vanished folder, a permission: the system's words, without a traceback."""
     if debug:
         raise error
-    print(f"error: {error}", file=sys.stderr)
-    print("hint: check the path, its permissions and the free disk space", file=sys.stderr)
+    try:
+        print(f"error: {error}", file=sys.stderr)
+        print("hint: check the path, its permissions and the free disk space", file=sys.stderr)
+    except OSError:  # stderr's reader is gone as well: the status alone tells
+        closed_pipe.discard_stream(sys.stderr)
     return 2
 
 

@@ -10,6 +10,10 @@ Events (one JSON object per line, flushed at once)::
     {"event": "error", "message": "...", "hint": "..."}
     {"event": "stopped", ...}                                   (Ctrl-C; the last checkpoint can be resumed)
 
+A stream whose reader has gone (a GUI that quit, ``| head``) is dropped and the run is asked to stop as on a cancel
+(:func:`sslseg.training.stop_signal.request_stop`): it checkpoints, reports ``stopped`` in the files that remain and
+exits 141, rather than failing at the next write with neither a checkpoint nor a final status.
+
 ``train_stats.json`` ``status``: starting, preprocessing, running, done, failed or stopped (a killed process leaves
 "running" with its ``pid``; a reader checks that the process still exists).
 
@@ -63,9 +67,23 @@ class EventLog:
         if not self.enabled:
             return
         line = json.dumps(_clean({"event": event, "time": round(time.time(), 3), **fields}), allow_nan=False)
-        for stream, _ in self.streams:
-            stream.write(line + "\n")
-            stream.flush()
+        gone = []
+        for stream, owned in self.streams:
+            try:
+                stream.write(line + "\n")
+                stream.flush()
+            except (ConnectionError, ValueError):  # a pipe or socket whose reader has gone, or a stream closed
+                if owned:
+                    raise
+                gone.append((stream, owned))
+        if gone:
+            from sslseg.cli.closed_pipe import discard_stream
+            from sslseg.training.stop_signal import request_stop
+
+            for item in gone:
+                self.streams.remove(item)
+                discard_stream(item[0])  # what is still buffered there must not fail again at exit
+            request_stop()
 
     def error(self, message: str, hint: str = "") -> None:
         self.emit("error", message=message, hint=hint)

@@ -14,6 +14,11 @@ Handlers are installed only from the main thread (Python's rule) and the previou
 DDP every process must stop after the same step: :func:`agreed` all-reduces the request each step. DataLoader workers
 ignore SIGINT (``sslseg.data.loader.worker_init``), so a terminal's Ctrl-C, which reaches the whole process group,
 does not kill them under the loop.
+
+A closed event stream stops a run the same way (:func:`request_stop` with :data:`PIPE_CLOSED`, from
+:class:`~sslseg.training.events.EventLog`): the reader of ``--events -`` is gone (Slicer quit, ``| head``), so the
+run checkpoints and ends with 141 (128 + SIGPIPE) instead of failing at the next write with no checkpoint. Lines for
+a person go through :func:`say`, which stays quiet when stderr is closed too.
 """
 
 from __future__ import annotations
@@ -23,6 +28,37 @@ import sys
 import threading
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
+#: The stop reason when the event stream's reader went away: SIGPIPE's number (also where the signal does not exist).
+PIPE_CLOSED = 13
+
+#: Installed handlers, innermost last (the one :func:`request_stop` asks).
+_active: list["StopSignal"] = []
+
+
+def signal_name(signum: int) -> str:
+    if signum == PIPE_CLOSED:
+        return "SIGPIPE"
+    return signal.Signals(signum).name
+
+
+def say(line: str) -> None:
+    """One line for a person on stderr; nothing when stderr's reader is gone (a second error would hide the first
+    and end the process with a traceback instead of its status)."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        from sslseg.cli.closed_pipe import discard_stream
+
+        discard_stream(sys.stderr)
+
+
+def request_stop(signum: int = PIPE_CLOSED) -> bool:
+    """Ask the innermost installed :class:`StopSignal` to stop, as if ``signum`` had arrived (deferred in the
+    training loop; at once, by raising :class:`TrainingStopped`, elsewhere). Returns False when none is installed."""
+    if not _active:
+        return False
+    _active[-1]._handle(signum, None)
+    return True
 
 
 class TrainingStopped(SystemExit):
@@ -38,7 +74,7 @@ class TrainingStopped(SystemExit):
     def __init__(self, signum: int, step: int | None = None, epoch: int | None = None) -> None:
         super().__init__(128 + int(signum))
         self.signum, self.step, self.epoch = int(signum), step, epoch
-        self.signal_name = signal.Signals(signum).name
+        self.signal_name = signal_name(signum)
 
     def __str__(self) -> str:
         where = f" after step {self.step}" if self.step is not None else ""
@@ -64,8 +100,7 @@ class StopSignal:
     def _handle(self, signum, _frame) -> None:
         if self.deferred and self.signum is None:
             self.signum = signum
-            print(f"{signal.Signals(signum).name} received: stopping after the current step "
-                  "(send it again to stop at once)", file=sys.stderr, flush=True)
+            say(f"{signal_name(signum)} received: stopping after the current step (send it again to stop at once)")
             return
         self.signum = signum
         raise TrainingStopped(signum)
@@ -75,11 +110,14 @@ class StopSignal:
         if threading.current_thread() is threading.main_thread() and not self._previous:
             for signum in STOP_SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)
+            _active.append(self)
 
     def restore(self) -> None:
         """Put the previous handlers back."""
         for signum, handler in self._previous.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        if self._previous and self in _active:
+            _active.remove(self)
         self._previous = {}
 
     def __enter__(self) -> "StopSignal":
@@ -117,5 +155,5 @@ def report_stop(stop: TrainingStopped, events, stats, checkpoint, command: str, 
     progress = {"step": stop.step} if stop.step is not None else {}
     stats.update(force=True, status="stopped", signal=stop.signal_name, resume_command=command, **progress)
     if is_main:
-        print(line, file=sys.stderr, flush=True)
+        say(line)
     return line
