@@ -18,6 +18,7 @@ terminology before names). Segments are always looked up by name: segment IDs ar
 from __future__ import annotations
 
 import getpass
+import json
 import logging
 import os
 import tempfile
@@ -186,7 +187,7 @@ def labelmap_to_segmentation(
 
     names = {value: table.name_of(value) for value in sorted(set(table.labels) | set(present))}
     colors = {value: terminology.segment_color(value, table) for value in names}
-    color_table = _color_table(scene, f"{name}_ColorTable", names, colors)
+    color_table = _color_table(scene, names, colors)
     labelmap_node = volume_to_node(scene, labels.with_array(array), f"{name}_import", labelmap=True)
     try:
         labelmap_node.GetDisplayNode().SetAndObserveColorNodeID(color_table.GetID())
@@ -483,14 +484,26 @@ def _set_reference_geometry(segmentation_node, reference) -> None:
         slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName(), serialized)
 
 
-def _color_table(scene, name: str, names: dict[int, str], colors: dict[int, tuple]) -> "slicer.vtkMRMLColorTableNode":
-    """A user colour table: entry ``value`` is named after the organ, with its colour; 0 is Background."""
-    table = scene.AddNewNodeByClass("vtkMRMLColorTableNode", name)
+#: Node attribute holding a colour table's label set (values, names, colours), so that imports share it.
+LABEL_SET_ATTRIBUTE = "sslseg.LabelSet"
+
+
+def _color_table(scene, names: dict[int, str], colors: dict[int, tuple]) -> "slicer.vtkMRMLColorTableNode":
+    """The user colour table of a label set: entry ``value`` is named after the organ, with its colour; 0 is
+    Background. The import keeps it as the segmentation's label-value table (Slicer's "Export to labelmap" then gives
+    the model's values), so it stays in the scene; every import of the same label set shares one (issue 15: one new
+    table per Segment press)."""
+    key = json.dumps([[value, names[value], [round(float(c), 4) for c in colors[value]]] for value in sorted(names)])
+    for node in nodes_by_class(scene, "vtkMRMLColorTableNode"):
+        if node.GetAttribute(LABEL_SET_ATTRIBUTE) == key:
+            return node
+    table = scene.AddNewNodeByClass("vtkMRMLColorTableNode", scene.GenerateUniqueName("sslseg_labels"))
     table.SetTypeToUser()
     table.SetNumberOfColors(max(names) + 1)
     table.SetColor(0, "Background", 0.0, 0.0, 0.0, 0.0)
     for value, label_name in names.items():
         table.SetColor(value, label_name, *colors[value], 1.0)
+    table.SetAttribute(LABEL_SET_ATTRIBUTE, key)
     return table
 
 

@@ -203,3 +203,39 @@ def test_import_leaves_only_the_segmentation_and_its_colour_table(scene, box_lab
     added = {scene.GetNthNode(i).GetClassName() for i in range(scene.GetNumberOfNodes())
              if scene.GetNthNode(i).GetID() not in before}
     assert added == {"vtkMRMLSegmentationNode", "vtkMRMLSegmentationDisplayNode", "vtkMRMLColorTableNode"}
+
+
+def class_counts(scene) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for index in range(scene.GetNumberOfNodes()):
+        name = scene.GetNthNode(index).GetClassName()
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def added(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {name: after.get(name, 0) - before.get(name, 0) for name in set(before) | set(after)
+            if after.get(name, 0) != before.get(name, 0)}
+
+
+def test_repeated_imports_leave_no_extra_nodes(scene, box_labels):
+    """Issue 15: every import left a new ``<name>_ColorTable`` node (one per Segment press). An import now adds the
+    segmentation and its display node; the colour table Slicer keeps as the segmentation's label-value table (so its
+    own "Export to labelmap" keeps the model's values) is shared by every import of the same label set."""
+    labels = Volume(box_labels, GRIDS["lps"])
+    start = class_counts(scene)
+    first = mrml.labelmap_to_segmentation(scene, labels, TABLE, labels, name="organs")
+    after_first = class_counts(scene)
+    assert added(start, after_first).get("vtkMRMLColorTableNode", 0) <= 1
+    second = mrml.labelmap_to_segmentation(scene, labels, TABLE, labels, name="organs")
+    assert added(after_first, class_counts(scene)) == {"vtkMRMLSegmentationNode": 1,
+                                                       "vtkMRMLSegmentationDisplayNode": 1}
+    tables = {node.GetLabelmapConversionColorTableNodeID() for node in (first, second)}
+    assert len(tables) == 1, "one colour table per label set"
+    table = first.GetLabelmapConversionColorTableNode()
+    assert [table.GetColorName(v) for v in (1, 2, 3)] == ["liver", "kidney_right", "spleen"]
+    other = LabelTable.from_names({1: "liver", 2: "spleen", 3: "kidney_right"})
+    third = mrml.labelmap_to_segmentation(scene, labels, other, labels, name="organs")
+    assert mrml.segment_names(third) == ["liver", "spleen", "kidney_right"], "another label set, its own table"
+    assert [third.GetLabelmapConversionColorTableNode().GetColorName(v) for v in (1, 2, 3)] == [
+        "liver", "spleen", "kidney_right"]
