@@ -28,7 +28,7 @@ EXPECTED_CODES = {
 GENERAL_ANATOMY_COLOURS = {"liver": (221, 130, 101), "spleen": (157, 108, 162), "right_kidney": (185, 102, 83),
                            "stomach": (216, 132, 105), "aorta": (224, 97, 76), "pancreas": (249, 180, 111),
                            "gallbladder": (139, 150, 98), "esophagus": (211, 171, 143),
-                           "left_adrenal_gland": (249, 186, 150)}
+                           "right_adrenal_gland": (249, 186, 150)}
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,20 @@ def test_general_anatomy_colours(terminology):
         np.testing.assert_allclose(terminology.color_of(name), np.array(rgb) / 255, atol=1e-12, err_msg=name)
     colours = {terminology.color_of(name) for name in ("inferior_vena_cava", "portal_vein_and_splenic_vein")}
     assert len(colours) == 2  # the two veins can be told apart
+
+
+def test_every_organ_has_its_own_colour(terminology):
+    """Issue 15: both kidneys (and both adrenal glands) had the same colour, because Slicer's lists recommend the
+    type's colour for either side. A side swap (the left-right flip the views avoid) must be visible, so paired
+    organs differ clearly (at least 30 units of 0..255 in RGB) and no two organs share a colour."""
+    colours = {name: tuple(round(c * 255) for c in term.color) for name, term in terminology.terms.items()}
+    shared = [(a, b) for a in colours for b in colours if a < b and colours[a] == colours[b]]
+    assert not shared, f"organs with the same colour: {shared}"
+    for organ in ("kidney", "adrenal_gland"):
+        right, left = np.array(colours[f"right_{organ}"]), np.array(colours[f"left_{organ}"])
+        assert np.linalg.norm(right - left) >= 30, organ
+    model_organs = {terminology.canonical_name(name) for name in [*BTCV, *ORGAN_LABELS]}
+    assert len({colours[name] for name in model_organs}) == len(model_organs)
 
 
 @pytest.mark.parametrize(
