@@ -98,15 +98,21 @@ class SSLSegmentationWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidg
         p, logic = self._parameterNode, self.logic
         training = logic.trainJob is not None and logic.trainJob.state.active
         segmenting = logic.segmentJob is not None and logic.segmentJob.state.active
+        problem = Commands.trainingProblem(p.trainFromScene, p.trainingFolder, p.modelOutputFolder,
+                                           len(self.checkedTrainingPairs())) if p else ""
         self.ui.trainButton.text = _("Cancel") if training else _("Start training")
-        self.ui.trainButton.enabled = training or bool(p and Commands.pathOrNone(p.modelOutputFolder))
+        self.ui.trainButton.enabled = training or bool(p and not problem)
+        self.ui.trainButton.toolTip = "" if training else problem  # Commands: plain English, no Qt
         self.ui.segmentButton.text = _("Cancel") if segmenting else _("Segment")
         self.ui.segmentButton.enabled = segmenting or bool(p and p.inputVolume and Commands.isModelFolder(p.modelFolder))
         self.ui.compareButton.enabled = bool(p and p.referenceSegmentation and p.predictedSegmentation)
 
+    def checkedTrainingPairs(self) -> list:
+        return SceneData.trainingPairs(self.ui.trainingSegmentationsComboBox.checkedNodes())
+
     def updateLabelSet(self) -> None:
-        nodes = self.ui.trainingSegmentationsComboBox.checkedNodes()
-        pairs = SceneData.trainingPairs(nodes)
+        self.updateButtons()
+        pairs = self.checkedTrainingPairs()
         labels = SceneData.labelSet([s for _, s in pairs])
         described = ", ".join(f"{name} = {value}" for name, value in labels.items())
         self.ui.labelSetLabel.text = (f"{len(pairs)} case(s); labels: {described}" if pairs
@@ -216,12 +222,15 @@ class SSLSegmentationLogic(ScriptedLoadableModuleLogic):
         """Fine-tune on the checked scene pairs (exported to a temporary folder) or on a folder; ``extraArgs``: more
         ``sslseg finetune`` options (scripts, self-test)."""
         self.ensureDependencies()
+        pairs = SceneData.trainingPairs(segmentationNodes) if parameters.trainFromScene else None
+        problem = Commands.trainingProblem(parameters.trainFromScene, parameters.trainingFolder,
+                                           parameters.modelOutputFolder, len(pairs) if pairs is not None else None)
+        if problem:
+            raise ValueError(problem)
         outDir = Commands.pathOrNone(parameters.modelOutputFolder)
-        if outDir is None:
-            raise ValueError(_("Choose a folder for the model."))
         if parameters.trainFromScene:
             dataDir = pathlib.Path(tempfile.mkdtemp(prefix="sslseg-train-", dir=slicer.app.temporaryPath))
-            SceneData.exportTrainingPairs(SceneData.trainingPairs(segmentationNodes), dataDir)
+            SceneData.exportTrainingPairs(pairs, dataDir)
         else:
             dataDir = Commands.pathOrNone(parameters.trainingFolder)
         plot = Plots.dicePlot(slicer.mrmlScene)

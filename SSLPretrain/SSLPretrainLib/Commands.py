@@ -26,7 +26,10 @@ def pretrainArgs(dataDir, outDir, method: str = "inpaint-contrastive", preset: s
                  extra: list | None = None) -> list[str]:
     """Arguments of ``sslseg pretrain`` (without the command). ``reduceSlices`` K > 0 passes ``--reduce K`` when the
     engine supports it (``reduceSupported``), else it is left out with a warning."""
-    args = [str(dataDir), "--out", str(outDir), "--method", method, "--preset", preset, "--epochs", str(epochs),
+    from SSLSegmentationLib.Commands import dataArg
+
+    args = [dataArg(dataDir, "folder of volumes to pretrain on"), "--out", str(outDir), "--method", method,
+            "--preset", preset, "--epochs", str(epochs),
             "--batch-size", str(batchSize), "--lr", f"{learningRate:g}", "--device", device, "--amp", amp]
     if patchSize:
         args += ["--patch-size", str(patchSize)]

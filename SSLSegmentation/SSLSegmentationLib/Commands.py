@@ -20,11 +20,37 @@ def pathOrNone(value) -> Path | None:
     return None if text in ("", ".") else Path(text)
 
 
+def trainingProblem(trainFromScene: bool, trainingFolder, modelOutputFolder, sceneCases: int | None = None) -> str:
+    """What the user still has to choose before a training can start, or "" when nothing: the Train button is enabled
+    only then, and a start from a script is refused with this message (not a worker told to read "None").
+
+    Args:
+        sceneCases: segmentations checked in the scene that have a source volume (None: not counted here).
+    """
+    if pathOrNone(modelOutputFolder) is None:
+        return "Choose a folder for the model."
+    if trainFromScene:
+        if sceneCases == 0:
+            return "Check segmentations drawn on a volume (their source volume) to train on."
+        return ""
+    if pathOrNone(trainingFolder) is None:
+        return "Choose a training folder (images and labels), or train on segmentations in the scene."
+    return ""
+
+
+def dataArg(dataDir, what: str = "training folder (images and labels)") -> str:
+    """The data folder as a worker argument; no folder is refused here (``str(None)`` would reach the worker)."""
+    path = pathOrNone(dataDir)
+    if path is None:
+        raise ValueError(f"Choose a {what}.")
+    return str(path)
+
+
 def finetuneArgs(dataDir, outDir, encoder=None, preset: str = "auto", epochs: int = 100, batchSize: int = 1,
                  patchSize: int = 0, learningRate: float = 1e-4, valEvery: int = 1, device: str = "auto",
                  amp: str = "auto", resume: bool = False, extra: list | None = None) -> list[str]:
     """``sslseg finetune`` arguments (without the command). ``encoder`` None: random initialisation."""
-    args = [str(dataDir), "--out", str(outDir), "--encoder", str(encoder) if encoder else "none",
+    args = [dataArg(dataDir), "--out", str(outDir), "--encoder", str(encoder) if encoder else "none",
             "--epochs", str(epochs), "--batch-size", str(batchSize), "--lr", f"{learningRate:g}",
             "--val-every", str(valEvery), "--device", device, "--amp", amp]
     if preset and preset != "auto":
