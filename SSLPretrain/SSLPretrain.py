@@ -113,12 +113,13 @@ class SSLPretrainWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, 
         self.ui.logTextEdit.appendPlainText(line)
 
     def onFinished(self, job) -> None:
+        p = self._parameterNode
+        if p:  # after a cancel the next Start continues from the checkpoint
+            p.resume = SegmentationCommands.resumeAfter(job.state.value, p.outputFolder, p.resume)
         self.updateButtons()
         self.ui.progressLabel.text = job.state.value + (f": {job.message}" if job.message else "")
         if job.state.value == "failed":
             slicer.util.errorDisplay(job.message, detailedText=(job.hint + "\n\n" + job.log_text).strip())
-        elif job.state.value == "cancelled":
-            self._parameterNode.resume = True  # the next Start continues from the checkpoint
         elif job.state.value == "done" and slicer.util.confirmYesNoDisplay(
                 _("Pretraining finished. Use this encoder in SSL Segmentation?")):
             self.onUseEncoderButton()

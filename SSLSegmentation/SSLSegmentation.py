@@ -100,7 +100,8 @@ class SSLSegmentationWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidg
         segmenting = logic.segmentJob is not None and logic.segmentJob.state.active
         problem = Commands.trainingProblem(p.trainFromScene, p.trainingFolder, p.modelOutputFolder,
                                            len(self.checkedTrainingPairs())) if p else ""
-        self.ui.trainButton.text = _("Cancel") if training else _("Start training")
+        self.ui.trainButton.text = _("Cancel") if training else (
+            _("Resume training") if p and p.resumeTraining else _("Start training"))
         self.ui.trainButton.enabled = training or bool(p and not problem)
         self.ui.trainButton.toolTip = "" if training else problem  # Commands: plain English, no Qt
         self.ui.segmentButton.text = _("Cancel") if segmenting else _("Segment")
@@ -142,6 +143,9 @@ class SSLSegmentationWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidg
         self.ui.trainLogTextEdit.appendPlainText(line)
 
     def onTrainFinished(self, job) -> None:
+        p = self._parameterNode
+        if p:  # after a cancel the next Start continues from the checkpoint
+            p.resumeTraining = Commands.resumeAfter(job.state.value, p.modelOutputFolder, p.resumeTraining)
         self.updateButtons()
         self.ui.trainProgressLabel.text = job.state.value + (f": {job.message}" if job.message else "")
         if job.state.value == "failed":

@@ -67,6 +67,22 @@ def segmentArgs(image, modelDir, out, device: str = "auto", amp: str = "auto") -
     return [str(image), "--model", str(modelDir), "--out", str(out), "--device", device, "--amp", amp, "--overwrite"]
 
 
+#: The file of a run folder that a ``--resume`` continues from (``sslseg.training.run_dir.CHECKPOINT``).
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def resumeAfter(jobState: str, outDir, resume: bool) -> bool:
+    """The "Resume" setting after a training job ended in ``jobState`` (both modules' rule): after a cancel that left
+    a checkpoint in ``outDir``, ticked, so the next Start continues the run (a new start into that folder is refused:
+    "already holds a run"); after a cancel before any checkpoint, unticked (the engine starts such a folder anew and
+    has nothing to resume); otherwise as the user set it (a failed run may need other settings, which a resume
+    refuses)."""
+    if jobState != "cancelled":
+        return resume
+    path = pathOrNone(outDir)
+    return path is not None and (path / CHECKPOINT_FILE).is_file()
+
+
 def isModelFolder(folder) -> bool:
     """Whether ``folder`` holds a model package written by ``sslseg finetune``."""
     path = pathOrNone(folder)
