@@ -96,3 +96,16 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(buffering, tmp_path)
     finally:
         os.close(write)
     assert (result.returncode, result.stderr) == (141, "")
+
+
+def test_an_error_with_stderr_closed_too_keeps_its_status(tmp_path):
+    """Issue 15: a worker whose parent is gone (Slicer quit) reported its error to a closed stderr, which raised
+    again and ended with a traceback's status instead of the error's own (2)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        result = subprocess.run([sys.executable, "-m", "sslseg", "info", str(tmp_path / "missing.nii.gz")],
+                                stdout=subprocess.DEVNULL, stderr=write)
+    finally:
+        os.close(write)
+    assert result.returncode == 2

@@ -61,20 +61,18 @@ def main(argv: list[str] | None = None) -> int:
     except SSLSegError as error:
         if args.debug:
             raise
-        print(f"error: {error.message}", file=sys.stderr)
-        if error.hint:
-            print(f"hint: {error.hint}", file=sys.stderr)
+        _tell(f"error: {error.message}", *([f"hint: {error.hint}"] if error.hint else []))
         return 2
     except OSError as error:
         return _system_error(error, args.debug)
     except MemoryError as error:  # outside the places that turn it into advice (reading, resampling a huge volume)
         if args.debug:
             raise
-        print(f"error: out of memory{f' ({error})' if str(error) else ''}", file=sys.stderr)
-        print("hint: close other programs, or use a computer with more memory", file=sys.stderr)
+        _tell(f"error: out of memory{f' ({error})' if str(error) else ''}",
+              "hint: close other programs, or use a computer with more memory")
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        _tell("interrupted")
         return 130
 
 
@@ -82,12 +80,18 @@ def _system_error(error: OSError, debug: bool) -> int:
     """A full disk, a vanished folder, a permission: the system's words, without a traceback."""
     if debug:
         raise error
-    try:
-        print(f"error: {error}", file=sys.stderr)
-        print("hint: check the path, its permissions and the free disk space", file=sys.stderr)
-    except OSError:  # stderr's reader is gone as well: the status alone tells
-        closed_pipe.discard_stream(sys.stderr)
+    _tell(f"error: {error}", "hint: check the path, its permissions and the free disk space")
     return 2
+
+
+def _tell(*lines: str) -> None:
+    """Lines for the user on stderr; where its reader is gone too (a GUI that quit), the exit status alone tells, and
+    a second error while reporting the first must not replace it."""
+    try:
+        for line in lines:
+            print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        closed_pipe.discard_stream(sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover
