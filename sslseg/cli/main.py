@@ -8,7 +8,7 @@ import logging
 import sys
 
 from sslseg import __version__
-from sslseg.cli import closed_pipe
+from sslseg import closed_pipe
 from sslseg.errors import SSLSegError
 from sslseg.openmp_policy import prefer_passive_waits
 

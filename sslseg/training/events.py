@@ -77,7 +77,7 @@ class EventLog:
                     raise
                 gone.append((stream, owned))
         if gone:
-            from sslseg.cli.closed_pipe import discard_stream
+            from sslseg.closed_pipe import discard_stream
             from sslseg.training.stop_signal import request_stop
 
             for item in gone:

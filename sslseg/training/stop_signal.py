@@ -47,7 +47,7 @@ def say(line: str) -> None:
     try:
         print(line, file=sys.stderr, flush=True)
     except (OSError, ValueError):
-        from sslseg.cli.closed_pipe import discard_stream
+        from sslseg.closed_pipe import discard_stream
 
         discard_stream(sys.stderr)
 
