@@ -124,6 +124,11 @@ class SSLPretrainWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, 
             self.ui.progressLabel.text = describe_progress(event)
         elif event.get("event") == "stage":
             self.ui.progressLabel.text = _("Preprocessing the volumes (cached for later runs)...")
+        elif event.get("event") == "warning":  # e.g. collapsed embeddings: the run goes on, the user decides
+            text = _("Warning at step {step}: {message}. {hint}").format(
+                step=event.get("step"), message=event.get("message", ""), hint=event.get("hint", ""))
+            self.appendLog("warning", text)
+            slicer.util.showStatusMessage(text, 30000)
 
     def appendLog(self, stream, line) -> None:
         self.ui.logTextEdit.appendPlainText(line)
