@@ -100,8 +100,8 @@ class MethodModule(torch.nn.Module):
 def collapse_warning(step: int, measures: dict) -> tuple[str, str]:
     """(message, hint) of a collapse at ``step``: what happened and what to do."""
     message = (f"the embeddings collapsed at step {step} (embedding std {measures['embedding_std']:.3g} < "
-               f"{COLLAPSED_STD:g}, effective rank {measures['effective_rank']:.3g}): the method is learning a constant "
-               "and the encoder will not be useful")
+               f"{COLLAPSED_STD:g}, effective rank {measures['effective_rank']:.3g}): the method is learning a "
+               "constant and the encoder will not be useful")
     hint = ("stop the run and start it again with a lower --lr (or more --warmup-steps), other method options "
             "(--method-option), or another --method")
     return message, hint
