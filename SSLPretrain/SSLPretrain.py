@@ -10,6 +10,7 @@ import pathlib
 import tempfile
 from typing import Annotated
 
+import qt
 import slicer
 from slicer.i18n import tr as _
 from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
@@ -25,6 +26,10 @@ from SSLSegmentationLib.ParameterNodeWidget import ParameterNodeWidgetMixin
 #: Settings key holding the last finished pretraining run, which SSLSegmentation offers as its encoder.
 LAST_ENCODER_KEY = SegmentationCommands.LAST_ENCODER_KEY
 
+# The method list is the engine's table (sslseg.ssl.table, torch-free), so the engine is found before the parameter
+# node below is declared.
+Engine.ensureEngineImportable()
+
 
 class SSLPretrain(ScriptedLoadableModule):
     def __init__(self, parent):
@@ -34,8 +39,9 @@ class SSLPretrain(ScriptedLoadableModule):
         self.parent.dependencies = ["SSLSegmentation"]  # its helper package and the encoder's consumer
         self.parent.contributors = ["SSL Segmentation developers"]
         self.parent.helpText = _(
-            "Self-supervised pretraining of a 3D vision transformer on unlabelled CT or MR volumes "
-            "(in-painting, out-painting, local pixel shuffling; reconstruction + contrastive loss).")
+            "Self-supervised pretraining of a 3D vision transformer on unlabelled CT or MR volumes, by the method "
+            "chosen in the panel (hover over a method for what it does; by default MONAI's recipe: in-painting, "
+            "out-painting, local pixel shuffling; reconstruction + contrastive loss).")
         self.parent.acknowledgementText = _(
             "Method after MONAI's self-supervised pretraining tutorial (ViTAutoEnc) and Tang et al., CVPR 2022.")
 
@@ -47,7 +53,8 @@ class SSLPretrainParameterNode:
     dataFolder: pathlib.Path
     useSceneVolumes: bool = False
     reduceSlices: Annotated[int, WithinRange(0, 64)] = 0
-    method: Annotated[str, Choice(["inpaint-contrastive"])] = "inpaint-contrastive"
+    method: Annotated[str, Choice(Commands.methodNames())] = Commands.defaultMethod()
+    methodOptions: str = ""
     preset: Annotated[str, Choice(["tiny", "vit-b"])] = "vit-b"
     epochs: Annotated[int, WithinRange(1, 100000)] = 100
     batchSize: Annotated[int, WithinRange(1, 1024)] = 4
@@ -75,6 +82,14 @@ class SSLPretrainWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, 
 
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
+        self.describeMethods()
+
+    def describeMethods(self) -> None:
+        """Each method's one line from the table as its item's tooltip (binding the parameter node refills the
+        combo box from the Choice, so this follows every binding)."""
+        combo = self.ui.methodComboBox
+        for index in range(combo.count):
+            combo.setItemData(index, Commands.methodDescription(combo.itemText(index)), qt.Qt.ToolTipRole)
 
     def updateButtons(self, caller=None, event=None) -> None:
         p, job = self._parameterNode, self.logic.job
@@ -86,6 +101,7 @@ class SSLPretrainWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, 
         self.ui.sceneVolumesComboBox.enabled = bool(p and p.useSceneVolumes)
         self.ui.dataFolderPathLineEdit.enabled = bool(p and not p.useSceneVolumes)
         self.ui.useEncoderButton.enabled = bool(p and SegmentationCommands.isEncoderRun(p.outputFolder))
+        self.ui.methodComboBox.toolTip = Commands.methodDescription(p.method) if p else ""
 
     def onStartButton(self) -> None:
         if self.logic.job is not None and self.logic.job.state.active:
@@ -108,6 +124,11 @@ class SSLPretrainWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, 
             self.ui.progressLabel.text = describe_progress(event)
         elif event.get("event") == "stage":
             self.ui.progressLabel.text = _("Preprocessing the volumes (cached for later runs)...")
+        elif event.get("event") == "warning":  # e.g. collapsed embeddings: the run goes on, the user decides
+            text = _("Warning at step {step}: {message}. {hint}").format(
+                step=event.get("step"), message=event.get("message", ""), hint=event.get("hint", ""))
+            self.appendLog("warning", text)
+            slicer.util.showStatusMessage(text, 30000)
 
     def appendLog(self, stream, line) -> None:
         self.ui.logTextEdit.appendPlainText(line)
@@ -185,7 +206,8 @@ class SSLPretrainLogic(ScriptedLoadableModuleLogic):
         args = Commands.pretrainArgs(self.dataFolder(parameters, volumeNodes), outDir, parameters.method,
                                      parameters.preset, parameters.epochs, parameters.batchSize, parameters.patchSize,
                                      parameters.learningRate, parameters.device, parameters.precision,
-                                     parameters.resume, parameters.reduceSlices, reduceSupported, list(extraArgs))
+                                     parameters.resume, parameters.reduceSlices, reduceSupported, list(extraArgs),
+                                     methodOptions=parameters.methodOptions)
         self.plot = plot = Plots.lossPlot(slicer.mrmlScene)
         showChart(plot.chartNode)
 

@@ -5,6 +5,51 @@ from __future__ import annotations
 import logging
 
 
+def methodTable():
+    """The engine's table of SSL methods (``sslseg.ssl.table``: plain strings, no torch), read when asked so the
+    panel lists exactly the methods of the engine it runs. The caller makes ``sslseg`` importable first
+    (``SSLSegmentationLib.Engine.ensureEngineImportable``)."""
+    from sslseg.ssl import table
+
+    return table
+
+
+def methodNames() -> list[str]:
+    """The methods the panel offers, in the table's order (the default first)."""
+    return list(methodTable().METHODS)
+
+
+def defaultMethod() -> str:
+    return methodTable().DEFAULT_METHOD
+
+
+def methodDescription(name: str) -> str:
+    """The method's one line from the table (its tooltip in the panel); "" for an unknown name."""
+    entry = methodTable().METHODS.get(name)
+    return entry.description if entry else ""
+
+
+def methodOptionArgs(text: str) -> list[str]:
+    """``--method-option KEY=VALUE`` arguments from the panel's free text ``"key=value, key=value"``. A piece without
+    ``=`` continues the value before it, so list values keep their commas (``scales=0.2,1.0``).
+
+    Raises:
+        ValueError: text that does not start with ``key=`` or names no key.
+    """
+    options: list[str] = []
+    for piece in (p.strip() for p in (text or "").split(",")):
+        if not piece:
+            continue
+        key, sep, _ = piece.partition("=")
+        if sep and key.strip():
+            options.append(piece)
+        elif options:
+            options[-1] += "," + piece
+        else:
+            raise ValueError(f"Method options are key=value pairs separated by commas; {piece!r} is not one.")
+    return [arg for option in options for arg in ("--method-option", option)]
+
+
 def engineHasOption(command: str, option: str) -> bool:
     """Whether this engine's ``sslseg COMMAND`` takes ``option`` (e.g. ``--reduce``, added by a later engine
     version). Called when a job starts, after the dependencies are installed (building the parser imports them)."""
@@ -20,17 +65,21 @@ def engineHasOption(command: str, option: str) -> bool:
         return False
 
 
-def pretrainArgs(dataDir, outDir, method: str = "inpaint-contrastive", preset: str = "vit-b", epochs: int = 100,
+def pretrainArgs(dataDir, outDir, method: str | None = None, preset: str = "vit-b", epochs: int = 100,
                  batchSize: int = 4, patchSize: int = 0, learningRate: float = 1e-4, device: str = "auto",
                  amp: str = "auto", resume: bool = False, reduceSlices: int = 0, reduceSupported: bool = True,
-                 extra: list | None = None) -> list[str]:
+                 extra: list | None = None, methodOptions: str = "") -> list[str]:
     """Arguments of ``sslseg pretrain`` (without the command). ``reduceSlices`` K > 0 passes ``--reduce K`` when the
-    engine supports it (``reduceSupported``), else it is left out with a warning."""
+    engine supports it (``reduceSupported``), else it is left out with a warning. ``method``: the table's default when
+    None. ``methodOptions``: the panel's ``"key=value, ..."`` text, passed as ``--method-option`` (see
+    :func:`methodOptionArgs`)."""
     from SSLSegmentationLib.Commands import dataArg
 
+    method = method or defaultMethod()
     args = [dataArg(dataDir, "folder of volumes to pretrain on"), "--out", str(outDir), "--method", method,
             "--preset", preset, "--epochs", str(epochs),
             "--batch-size", str(batchSize), "--lr", f"{learningRate:g}", "--device", device, "--amp", amp]
+    args += methodOptionArgs(methodOptions)
     if patchSize:
         args += ["--patch-size", str(patchSize)]
     if reduceSlices:

@@ -79,10 +79,21 @@ def lossPlot(scene, name: str = "SSL pretraining loss") -> TrainingPlot:
     return TrainingPlot(scene, name, "step", "step", "loss")
 
 
+#: The series of a joint-embedding method's collapse measure (``embedding_std`` in its progress events): about 1
+#: while the embeddings spread, falling to 0 when they collapse.
+EMBEDDING_STD = "embedding std"
+
+
 def addPretrainEvent(plot: TrainingPlot, event: dict) -> bool:
-    """Add a pretraining event to the loss plot; True when it added a point."""
+    """Add a pretraining event to the loss plot; True when it added a point. Progress events of a joint-embedding
+    method add their ``embedding_std`` as a second series (the MONAI recipe's have none)."""
     if event.get("event") == "progress" and event.get("step") is not None:
-        plot.addRow(event["step"], {"loss": event.get("loss")})
+        values = {"loss": event.get("loss")}
+        if isinstance(event.get("embedding_std"), (int, float)):
+            if EMBEDDING_STD not in plot.columns:
+                plot.chartNode.SetYAxisTitle("loss / embedding std")
+            values[EMBEDDING_STD] = event["embedding_std"]
+        plot.addRow(event["step"], values)
         return True
     if event.get("event") == "epoch" and event.get("val_loss") is not None:
         plot.addRow(event.get("step", 0), {"validation loss": event.get("val_loss")})

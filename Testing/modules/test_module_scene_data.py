@@ -108,6 +108,17 @@ def test_live_plots_take_worker_events(scene):
     assert loss.values("loss")[:2] == [0.9, 0.7] and np.isnan(loss.values("validation loss")[0])
     assert loss.chartNode.GetNumberOfPlotSeriesNodes() == 2
 
+    assert loss.chartNode.GetYAxisTitle() == "loss"
+
+    joint = Plots.lossPlot(scene, "joint-embedding loss")  # a method with the collapse measures in its events
+    progress = {"event": "progress", "step": 1, "loss": 4.2, "embedding_std": 0.8, "effective_rank": 1.9}
+    assert Plots.addPretrainEvent(joint, progress)
+    assert Plots.addPretrainEvent(joint, {**progress, "step": 2, "loss": 4.0, "embedding_std": 0.3})
+    assert joint.columns == ["step", "loss", "embedding std"]
+    assert joint.values("embedding std") == [0.8, 0.3] and joint.values("loss") == [4.2, 4.0]
+    assert joint.chartNode.GetNumberOfPlotSeriesNodes() == 2
+    assert joint.chartNode.GetYAxisTitle() == "loss / embedding std"
+
     dice = Plots.dicePlot(scene)
     assert Plots.addFinetuneEvent(dice, {"event": "progress", "step": 4, "loss": 1.2})
     event = {"event": "epoch", "epoch": 1, "step": 4, "val_dice": 0.6,

@@ -35,6 +35,7 @@ from sslseg.pretrain import encoders, run_dir
 from sslseg.pretrain.card import encoder_card
 from sslseg.pretrain.config import PretrainConfig
 from sslseg.ssl import StepContext, create_method
+from sslseg.ssl.module import COLLAPSE_MEASURES
 from sslseg.training import distributed
 from sslseg.training.amp import Precision, resolve_amp
 from sslseg.training.checkpoint import save_checkpoint
@@ -138,7 +139,8 @@ def _run(config: PretrainConfig, session: Session) -> dict:
     sampler = EpochBatches(len(train_set), config.batch_size, config.seed, dist.rank, dist.world_size)
     loader = make_loader(train_set, sampler, workers, config.seed, pin_memory=device.type == "cuda")
     loop_config = LoopConfig(epochs=config.epochs, max_steps=config.max_steps, grad_clip=config.grad_clip,
-                             val_every=config.val_every, checkpoint_every=config.checkpoint_every, stage="pretrain")
+                             val_every=config.val_every, checkpoint_every=config.checkpoint_every, stage="pretrain",
+                             measures=COLLAPSE_MEASURES)
     gather = distributed.make_gather(dist)
     total = planned_steps(loop_config, sampler.steps_per_epoch)
     # schedules (momentum) run over the planned epochs: --max-steps cuts a run short without changing its schedule,
@@ -263,7 +265,8 @@ class _Outputs:
         if self._plotted_step == state.step or (not force and time.monotonic() - self._plotted_at < PLOT_EVERY_S):
             return
         plot_loss_curve(self.out / run_dir.LOSS_CURVE, state.step_losses, state.epochs,
-                        title=f"{self.method.name}, {self.preset.name}, patch {self.preset.img_size}")
+                        title=f"{self.method.name}, {self.preset.name}, patch {self.preset.img_size}",
+                        step_measures=state.step_measures)
         self._plotted_at, self._plotted_step = time.monotonic(), state.step
 
     def write_encoder(self, state: TrainState, model, plot: bool = True) -> None:

@@ -40,10 +40,13 @@ Gather = Callable[["torch.Tensor"], "torch.Tensor"]
 
 @dataclass
 class LossOutput:
-    """A step's loss: ``total`` (0-d tensor, what is back-propagated) and named float parts for logs."""
+    """A step's loss: ``total`` (0-d tensor, what is back-propagated) and named float parts for logs; ``warning``:
+    ``(message, hint)`` for the user (e.g. collapsed embeddings), which the training loop reports as a ``warning``
+    event, so a method tells the user without knowing the event layer."""
 
     total: "torch.Tensor"
     parts: dict[str, float]
+    warning: tuple[str, str] | None = None
 
 
 @dataclass

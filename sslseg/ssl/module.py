@@ -8,7 +8,8 @@ there is one forward per backward. The loop then calls ``after_step(ctx)`` (EMA,
 Collapse visibility: :func:`collapse_parts` adds, to every step's logged parts, the standard deviation of the
 L2-normalised embeddings (times sqrt(D), so about 1 when they spread over the sphere and 0 when every sample maps to
 the same point; Chen & He 2021, SimSiam, section 4.1) and their effective rank (Roy & Vetterli 2007: exp of the entropy
-of the normalised singular values; 1 when they lie on a line). A warning is logged once when they collapse.
+of the normalised singular values; 1 when they lie on a line). When they collapse, a warning is logged once and
+handed to the loop in the step's ``LossOutput.warning`` (a ``warning`` event).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ COLLAPSE_GRACE_STEPS = 100
 #: Below this the embeddings are reported as collapsed (the effective rank is only logged: with N embeddings it is
 #: at most N - 1, so a batch of 2 cannot tell).
 COLLAPSED_STD = 0.05
+#: The collapse measures in every step's parts (recorded per reported step and plotted beside the loss).
+COLLAPSE_MEASURES = ("embedding_std", "effective_rank")
 
 
 @torch.no_grad()
@@ -82,12 +85,23 @@ class MethodModule(torch.nn.Module):
         return self.backbone.encoder_state()
 
     def with_collapse(self, total: torch.Tensor, parts: dict, embeddings: torch.Tensor, step: int) -> LossOutput:
-        """``LossOutput`` with the collapse measures of ``embeddings`` (N, D) added (a warning once on collapse)."""
+        """``LossOutput`` with the collapse measures of ``embeddings`` (N, D) added; on collapse (once) a log line and
+        the output's ``warning``, which the training loop turns into a ``warning`` event."""
         measures = collapse_parts(embeddings)
+        warning = None
         if (self.training and not self._warned_collapse and step >= COLLAPSE_GRACE_STEPS
                 and measures["embedding_std"] < COLLAPSED_STD):
             self._warned_collapse = True
-            log.warning("the embeddings are collapsing (std %.3g, effective rank %.3g): the method learns a constant; "
-                        "lower --lr or change the method's options", measures["embedding_std"],
-                        measures["effective_rank"])
-        return LossOutput(total, {**parts, **measures})
+            warning = collapse_warning(step, measures)
+            log.warning("%s; %s", *warning)
+        return LossOutput(total, {**parts, **measures}, warning)
+
+
+def collapse_warning(step: int, measures: dict) -> tuple[str, str]:
+    """(message, hint) of a collapse at ``step``: what happened and what to do."""
+    message = (f"the embeddings collapsed at step {step} (embedding std {measures['embedding_std']:.3g} < "
+               f"{COLLAPSED_STD:g}, effective rank {measures['effective_rank']:.3g}): the method is learning a "
+               "constant and the encoder will not be useful")
+    hint = ("stop the run and start it again with a lower --lr (or more --warmup-steps), other method options "
+            "(--method-option), or another --method")
+    return message, hint

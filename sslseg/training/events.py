@@ -6,6 +6,8 @@ Events (one JSON object per line, flushed at once)::
     {"event": "progress", "stage": "pretrain", "epoch": 3, "step": 120, "total_steps": 400, "loss": 0.41,
      "lr": 1e-4, "eta_s": 812.0, ...}
     {"event": "epoch", "epoch": 3, "train_loss": 0.40, "val_loss": 0.12, ...}
+    {"event": "warning", "stage": "pretrain", "epoch": 3, "step": 130, "message": "...", "hint": "..."}
+                                                                (e.g. collapsed embeddings; the run goes on)
     {"event": "done", ...}
     {"event": "error", "message": "...", "hint": "..."}
     {"event": "stopped", ...}                                   (Ctrl-C; the last checkpoint can be resumed)

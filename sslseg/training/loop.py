@@ -44,6 +44,8 @@ class LoopConfig:
         val_every: validate every this many epochs, and after the last (0: never).
         checkpoint_every: also checkpoint every this many steps (0: only at epoch ends).
         stage: the ``stage`` field of progress events.
+        measures: loss parts recorded per reported step in ``TrainState.step_measures`` (e.g. a joint-embedding
+            method's ``embedding_std``), kept through resume and plotted beside the loss.
     """
 
     epochs: int | None
@@ -52,17 +54,22 @@ class LoopConfig:
     val_every: int = 1
     checkpoint_every: int = 0
     stage: str = "train"
+    measures: tuple[str, ...] = ()
 
 
 @dataclass
 class TrainState:
-    """Counters and history: what, besides model/optimiser tensors, a checkpoint must restore."""
+    """Counters and history: what, besides model/optimiser tensors, a checkpoint must restore.
+
+    ``step_losses``: ``[[step, loss], ...]`` of every step; ``step_measures``: name -> ``[[step, value], ...]`` of
+    each of :attr:`LoopConfig.measures` at the reported steps (those with a ``progress`` event)."""
 
     epoch: int = 0
     step: int = 0
     step_in_epoch: int = 0
     epoch_loss_sum: float = 0.0
     step_losses: list = field(default_factory=list)
+    step_measures: dict = field(default_factory=dict)
     epochs: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -206,6 +213,8 @@ def train(parts: TrainParts, state: TrainState, config: LoopConfig, dist: DistCo
                 state.step_losses.append([state.step, loss])
                 timer.tick()
                 bar.update(loss)
+                if getattr(output, "warning", None):
+                    _report_warning(state, output.warning, config, events, stats)
                 end_of_epoch = state.step_in_epoch >= spe
                 if end_of_epoch or state.step >= total or time.monotonic() - last_event >= 1.0 or state.step == 1:
                     last_event = time.monotonic()
@@ -239,7 +248,21 @@ def _report_step(parts, state, total, loss, loss_parts, timer, config, events, s
                   step=state.step, total_steps=total, loss=loss, lr=lr, eta_s=eta, seconds_per_step=timer.mean,
                   **loss_parts)
     events.emit("progress", **fields)
-    stats.update(status="running", **fields, recent_step_losses=state.step_losses[-RECENT_STEPS:])
+    for name in config.measures:
+        value = loss_parts.get(name)
+        if isinstance(value, (int, float)):
+            state.step_measures.setdefault(name, []).append([state.step, float(value)])
+    recent = {name: points[-RECENT_STEPS:] for name, points in state.step_measures.items()}
+    stats.update(status="running", **fields, recent_step_losses=state.step_losses[-RECENT_STEPS:],
+                 **({"recent_step_measures": recent} if recent else {}))
+
+
+def _report_warning(state, warning, config, events, stats) -> None:
+    """A ``warning`` event (and the warning in ``train_stats.json``) from a step's ``LossOutput.warning``."""
+    message, hint = warning
+    record = {"stage": config.stage, "epoch": state.epoch + 1, "step": state.step, "message": message, "hint": hint}
+    events.emit("warning", **record)
+    stats.update(force=True, warnings=[*stats.data.get("warnings", []), record])
 
 
 def _finish_epoch(parts, state, config, dist, events, stats, total) -> None:

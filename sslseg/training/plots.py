@@ -7,27 +7,49 @@ from pathlib import Path
 from sslseg.package.files import write_atomically
 
 
-def plot_loss_curve(path: str | Path, step_losses: list, epochs: list[dict], title: str = "") -> Path:
-    """Training loss per step (light) and per epoch (dark); validation loss per evaluated epoch (right axis).
+#: Titles of the measures :func:`plot_loss_curve` draws under the loss (the collapse measures of joint-embedding
+#: methods, see :mod:`sslseg.ssl.module`): the first on the left axis, the second on the right.
+MEASURE_TITLES = {"embedding_std": "embedding std", "effective_rank": "effective rank"}
+
+
+def plot_loss_curve(path: str | Path, step_losses: list, epochs: list[dict], title: str = "",
+                    step_measures: dict | None = None) -> Path:
+    """Training loss per step (light) and per epoch (dark); validation loss per evaluated epoch (right axis). With
+    collapse measures (``step_measures`` with points for a name of :data:`MEASURE_TITLES`), a second panel below,
+    on the same steps: embedding std (left axis) and effective rank (right axis).
 
     Args:
         step_losses: ``[[step, loss], ...]``.
         epochs: ``[{"epoch", "step", "train_loss", "val_loss"?}, ...]`` (``step``: the last step of the epoch).
+        step_measures: name -> ``[[step, value], ...]`` (``TrainState.step_measures``), or None.
     """
+    figure = loss_curve_figure(step_losses, epochs, title, step_measures)
+    path = Path(path)
+    write_atomically(path, lambda p: figure.savefig(p, format="png"))
+    return path
+
+
+def loss_curve_figure(step_losses: list, epochs: list[dict], title: str = "", step_measures: dict | None = None):
+    """The matplotlib ``Figure`` :func:`plot_loss_curve` saves (same arguments)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(7, 4), dpi=100)
-    axes = figure.add_subplot()
+    measures = {name: points for name, points in (step_measures or {}).items() if name in MEASURE_TITLES and points}
+    if measures:
+        figure = Figure(figsize=(7, 6), dpi=100)
+        axes, lower = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    else:
+        figure = Figure(figsize=(7, 4), dpi=100)
+        axes = figure.add_subplot()
     if step_losses:
         steps, losses = zip(*step_losses)
         axes.plot(steps, losses, color="tab:blue", alpha=0.3, linewidth=0.8, label="training loss (step)")
     if epochs:
         axes.plot([e["step"] for e in epochs], [e["train_loss"] for e in epochs], color="tab:blue", marker="o",
                   markersize=3, label="training loss (epoch mean)")
-    axes.set_xlabel("step")
+    axes.set_xlabel("" if measures else "step")
     axes.set_ylabel("training loss")
     if title:
         axes.set_title(title)
@@ -40,10 +62,25 @@ def plot_loss_curve(path: str | Path, step_losses: list, epochs: list[dict], tit
                    marker="s", markersize=3, label="validation")
         right.set_ylabel("validation loss", color="tab:orange")
         right.legend(loc="upper right", fontsize=8)
+    if measures:
+        _plot_measures(lower, measures)
     figure.tight_layout()
-    path = Path(path)
-    write_atomically(path, lambda p: figure.savefig(p, format="png"))
-    return path
+    return figure
+
+
+def _plot_measures(axes, measures: dict) -> None:
+    """The collapse measures against the step: embedding std on ``axes``, effective rank on a right twin."""
+    axes.set_xlabel("step")
+    axes.grid(alpha=0.3)
+    for (name, colour), side in zip((("embedding_std", "tab:green"), ("effective_rank", "tab:purple")), ("l", "r")):
+        points = measures.get(name)
+        if not points:
+            continue
+        target = axes if side == "l" else axes.twinx()
+        target.plot(*zip(*points), color=colour, marker=".", markersize=3, linewidth=0.8,
+                    label=MEASURE_TITLES[name])
+        target.set_ylabel(MEASURE_TITLES[name], color=colour)
+        target.legend(loc="upper left" if side == "l" else "upper right", fontsize=8)
 
 
 def plot_metric_curve(path: str | Path, epochs: list[dict], metric: str, per_item: str | None = None,
