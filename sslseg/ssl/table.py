@@ -44,6 +44,10 @@ METHODS: dict[str, MethodEntry] = {
     "vicreg": MethodEntry(
         "sslseg.ssl.vicreg:VICReg",
         "VICReg (Bardes 2022): invariance + per-dimension variance + decorrelation of the two views' projections"),
+    "swav": MethodEntry(
+        "sslseg.ssl.swav:SwAV",
+        "SwAV (Caron 2020): multi-crop; Sinkhorn codes of the global crops over prototypes predicted from every other "
+        "crop"),
 }
 
 DEFAULT_METHOD = "inpaint-contrastive"
