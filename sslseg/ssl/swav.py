@@ -4,12 +4,13 @@ Caron, Misra, Mairal, Goyal, Bojanowski, Joulin, "Unsupervised Learning of Visua
 Assignments", NeurIPS 2020 (eq. 1-3, Algorithm 1) and the authors' ``main_swav.py``.
 
 Per sample: multi-crop views (:func:`sslseg.ssl.views3d.multi_crop`) of a region larger than the patch: ``global1``,
-``global2`` (1, S, S, S) and ``local1`` .. ``localN`` (1, L, L, L), L = the multiple of 16 nearest S * ``local_fraction``
-(at least 16; 48 for a 96 patch, 16 for 32). z = L2-normalised projector(mean-pooled ViT tokens) (B, proj_dim); the
-global crops run through the ViT together, the local crops together (:func:`sslseg.ssl.backbone.vit_tokens` resamples
-the position embeddings to their smaller token grid). Scores s = z C^T against K prototypes C (unit rows). Codes q of
-each global crop: Sinkhorn-Knopp (epsilon 0.05, 3 iterations) over the gathered global batch (and the queue, when on);
-loss: the cross-entropy of q against softmax(s / T) of every other crop, T 0.1 (:func:`sslseg.ssl.losses.swav_loss`).
+``global2`` (1, S, S, S) and ``local1`` .. ``localN`` (1, L, L, L), L = the multiple of 16 nearest
+S * ``local_fraction`` (at least 16; 48 for a 96 patch, 16 for 32). z = L2-normalised projector(mean-pooled ViT
+tokens) (B, proj_dim); the global crops run through the ViT together, the local crops together
+(:func:`sslseg.ssl.backbone.vit_tokens` resamples the position embeddings to their smaller token grid). Scores
+s = z C^T against K prototypes C (unit rows). Codes q of each global crop: Sinkhorn-Knopp (epsilon 0.05, 3 iterations)
+over the gathered global batch (and the queue, when on); loss: the cross-entropy of q against softmax(s / T) of every
+other crop, T 0.1 (:func:`sslseg.ssl.losses.swav_loss`).
 
 Prototypes: a bias-free Linear whose rows are L2-normalised at construction and after every optimiser step
 (:meth:`SwAVModule.after_step`) — the paper normalises them before each step, which is the same sequence of weights:
@@ -186,7 +187,8 @@ class SwAV(SSLMethod):
         crops = multi_crop(region, random_state, patch, len(GLOBAL_VIEWS), local_edge(patch, self.opts.local_fraction),
                            self.opts.n_local, intensity=self.intensity)
         names = [*GLOBAL_VIEWS, *local_names(self.opts.n_local)]
-        return {name: torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32)) for name, crop in zip(names, crops)}
+        return {name: torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32))
+                for name, crop in zip(names, crops)}
 
     def build_model(self, preset):
         return SwAVModule(preset, self.opts)
