@@ -166,6 +166,21 @@ def test_preview_views_writes_the_patch_and_its_views(unlabelled_dir, tmp_path, 
     assert (tmp_path / "case_000_views.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_preview_views_of_a_multi_crop_method_writes_views_of_two_sizes(unlabelled_dir, tmp_path, capsys):
+    assert main(["preview-views", str(unlabelled_dir), "--out", str(tmp_path), "--preset", "tiny",
+                 "--patch-size", "32", "--spacing", "4", "--method", "swav"]) == 0
+    original = nib.load(tmp_path / "case_000_original.nii.gz")
+    views = {name: nib.load(tmp_path / f"case_000_{name}.nii.gz") for name in ("global1", "global2", "local1")}
+    assert views["global1"].shape == (32, 32, 32) and views["local1"].shape == (16, 16, 16)
+    np.testing.assert_allclose(views["global1"].affine, original.affine)
+    # the local view spans the patch's box: its corners' voxel edges land on the patch's
+    corner = np.array([-0.5, -0.5, -0.5, 1.0])
+    for affine_l, affine_o, far in [(views["local1"].affine, original.affine, 15.5)]:
+        np.testing.assert_allclose(affine_l @ corner, affine_o @ corner, atol=1e-6)
+        np.testing.assert_allclose(affine_l @ [far, far, far, 1], affine_o @ [31.5, 31.5, 31.5, 1], atol=1e-6)
+    assert (tmp_path / "case_000_views.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_a_run_folder_inside_the_data_folder_is_refused(unlabelled_dir, capsys):
     assert main(["pretrain", str(unlabelled_dir), "--out", str(unlabelled_dir / "run"), *TINY]) == 2
     assert "is inside DATA_DIR" in capsys.readouterr().err

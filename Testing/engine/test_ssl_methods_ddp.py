@@ -24,8 +24,15 @@ from test_pretrain_ddp import free_port
 #: is not scored, so the two runs' validation losses differ by design.
 #: ``head_norm=batch``: BatchNorm heads normalise over the global batch (sslseg.ssl.global_batch_norm), so they pass
 #: too; with per-process BatchNorm1d this case fails (measured: all 4 step losses differ, by up to 0.06).
+#: SwAV: the projections are gathered and the Sinkhorn codes and the cross-entropy are computed on the global batch in
+#: every process; the prototypes are normalised identically in every process after each step, and the queue is filled
+#: with the gathered projections, so every process holds the same one. Run with the prototypes learning from the
+#: first step and a queue of one global batch, in use from step 2 on, so both paths are compared.
+SWAV = ["freeze_prototypes_steps=0", "queue_size=4", "queue_start_step=0"]
+
+
 @pytest.mark.parametrize("name, options", [("simclr", []), ("byol", []), ("simsiam", []), ("moco-v3", []),
-                                           ("moco-v2", []), ("simsiam", ["head_norm=batch"])])
+                                           ("moco-v2", []), ("simsiam", ["head_norm=batch"]), ("swav", SWAV)])
 def test_two_gloo_processes_match_one_process(name, options, unlabelled_dir, pretrain_cache, tmp_path):
     method_options = [word for option in options for word in ("--method-option", option)]
     common = ["--preset", "tiny", "--patch-size", "32", "--spacing", "4", "--workers", "0", "--epochs", "2",
@@ -49,3 +56,5 @@ def test_two_gloo_processes_match_one_process(name, options, unlabelled_dir, pre
     torch.testing.assert_close(losses_two, losses_one, rtol=1e-5, atol=atol)
     worst = max((one["model"][k] - two["model"][k]).abs().max().item() for k in one["model"])
     assert worst < 1e-4, worst
+    if name == "swav":  # the queue was full, so in use, from step 2 on
+        assert int(one["model"]["queue_filled"]) == int(two["model"]["queue_filled"]) == 4

@@ -230,16 +230,28 @@ def token_grid(shape) -> int:
 
 
 def resize_position_embedding(embedding, grid: int):
-    """(1, g^3, hidden) position embeddings resampled to (1, grid^3, hidden), trilinear over the token grid.
+    """(1, g^3, hidden) position embeddings resampled to (1, grid^3, hidden), trilinear over the token grid (a
+    detached copy, for transferring weights; :func:`interpolate_position_embedding` is the differentiable one).
 
     Tokens are ordered as MONAI's patch embedding flattens them: the first spatial axis slowest.
     """
+    return interpolate_position_embedding(embedding.detach(), grid)
+
+
+def interpolate_position_embedding(embedding, grid):
+    """(1, g^3, hidden) position embeddings resampled to the token grid ``grid`` (an edge, or three edges), trilinear,
+    ``align_corners=False``: (1, prod(grid), hidden), differentiable with respect to ``embedding`` (for inputs smaller
+    or larger than the ViT's ``img_size``, e.g. multi-crop's local views). Computed in float32, returned in the
+    embedding's dtype; tokens ordered as MONAI's patch embedding flattens them (the first spatial axis slowest)."""
     import torch
 
+    grid = (grid,) * 3 if isinstance(grid, int) else tuple(int(g) for g in grid)
     edge = token_grid(embedding.shape)
-    cube = embedding.detach().float().reshape(1, edge, edge, edge, -1).permute(0, 4, 1, 2, 3)
-    resized = torch.nn.functional.interpolate(cube, size=(grid, grid, grid), mode="trilinear", align_corners=False)
-    return resized.permute(0, 2, 3, 4, 1).reshape(1, grid**3, -1).to(embedding.dtype)
+    if not edge:
+        raise ValueError(f"position embeddings of shape {tuple(embedding.shape)} are not a cubic token grid")
+    cube = embedding.float().reshape(1, edge, edge, edge, -1).permute(0, 4, 1, 2, 3)
+    resized = torch.nn.functional.interpolate(cube, size=grid, mode="trilinear", align_corners=False)
+    return resized.permute(0, 2, 3, 4, 1).reshape(1, grid[0] * grid[1] * grid[2], -1).to(embedding.dtype)
 
 
 def _check_proj_type(source: dict, target_encoder: dict) -> None:

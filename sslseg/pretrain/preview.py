@@ -2,7 +2,8 @@
 
 The method is given the region it asks for (``region_size``, the patch or larger) around the centre; every image
 view it makes (``preview_images``: ``view1``, ``view2``, or more for multi-crop) is written with the patch's geometry
-(a resized crop lies approximately there).
+(a resized crop lies approximately there); a view smaller than the patch (multi-crop's local crops) spans the same box
+with larger voxels.
 
 The patch is taken from the centre of the preprocessed volume (so it shows anatomy, not air) and written with its
 own voxel-to-RAS matrix: loaded in Slicer beside the original volume it lies exactly where it came from.
@@ -36,6 +37,18 @@ def centre_patch(array: np.ndarray, affine: np.ndarray, size: int) -> tuple[np.n
     return patch, shifted
 
 
+def spanning_affine(affine: np.ndarray, patch_size: int, shape) -> np.ndarray:
+    """The voxel-to-RAS matrix of an image of ``shape`` that spans the patch's extent (``affine`` for a patch-sized
+    image; a smaller view, e.g. multi-crop's local crops, gets larger voxels over the same box)."""
+    factors = np.array([patch_size / n for n in shape[-3:]], dtype=np.float64)
+    if np.all(factors == 1):
+        return affine
+    resized = np.array(affine, dtype=np.float64)
+    resized[:3, :3] = affine[:3, :3] * factors
+    resized[:3, 3] = affine[:3, :3] @ (0.5 * factors - 0.5) + affine[:3, 3]  # voxel centres stay inside the box
+    return resized
+
+
 def preview_views(data_dir: str | Path, out_dir: str | Path, method, patch_size: int, settings: PreprocessSettings,
                   seed: int = 0, volume_name: str | None = None) -> list[Path]:
     """Write ``NAME_original`` and ``NAME_<view>`` for each view (.nii.gz) and ``NAME_views.png`` into ``out_dir``."""
@@ -57,7 +70,8 @@ def preview_views(data_dir: str | Path, out_dir: str | Path, method, patch_size:
     out = Path(out_dir)
     written = []
     for label, image in images.items():
-        volume = Volume(image.astype(np.float32), patch_affine, VolumeMeta(description=f"{method.name} {label}"))
+        volume = Volume(image.astype(np.float32), spanning_affine(patch_affine, patch_size, image.shape),
+                        VolumeMeta(description=f"{method.name} {label}"))
         written.append(write_volume(volume, out / f"{source.name}_{label}.nii.gz", overwrite=True))
     written.append(plot_views(out / f"{source.name}_views.png", images, title=f"{source.name}: {method.name}"))
     return written

@@ -52,6 +52,10 @@ METHODS: dict[str, MethodEntry] = {
         "sslseg.ssl.wmse:WMSE",
         "W-MSE (Ermolov 2021): k views' projections whitened over the global batch, then MSE of the normalised pairs",
         ("wmse",)),
+    "swav": MethodEntry(
+        "sslseg.ssl.swav:SwAV",
+        "SwAV (Caron 2020): multi-crop; Sinkhorn codes of the global crops over prototypes predicted from every other "
+        "crop"),
 }
 
 DEFAULT_METHOD = "inpaint-contrastive"
