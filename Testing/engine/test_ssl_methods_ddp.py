@@ -28,11 +28,13 @@ from test_pretrain_ddp import free_port
 #: every process; the prototypes are normalised identically in every process after each step, and the queue is filled
 #: with the gathered projections, so every process holds the same one. Run with the prototypes learning from the
 #: first step and a queue of one global batch, in use from step 2 on, so both paths are compared.
+#: Rotation prediction: the cross-entropy of the gathered global batch's logits.
 SWAV = ["freeze_prototypes_steps=0", "queue_size=4", "queue_start_step=0"]
 
 
 @pytest.mark.parametrize("name, options", [("simclr", []), ("byol", []), ("simsiam", []), ("moco-v3", []),
-                                           ("moco-v2", []), ("simsiam", ["head_norm=batch"]), ("swav", SWAV)])
+                                           ("moco-v2", []), ("simsiam", ["head_norm=batch"]), ("swav", SWAV),
+                                           ("rotation", [])])
 def test_two_gloo_processes_match_one_process(name, options, unlabelled_dir, pretrain_cache, tmp_path):
     method_options = [word for option in options for word in ("--method-option", option)]
     common = ["--preset", "tiny", "--patch-size", "32", "--spacing", "4", "--workers", "0", "--epochs", "2",

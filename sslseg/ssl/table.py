@@ -56,6 +56,11 @@ METHODS: dict[str, MethodEntry] = {
         "sslseg.ssl.swav:SwAV",
         "SwAV (Caron 2020): multi-crop; Sinkhorn codes of the global crops over prototypes predicted from every other "
         "crop"),
+    "rotation": MethodEntry(
+        "sslseg.ssl.rotation:RotationPrediction",
+        "3-D rotation prediction (Gidaris 2018, Taleb 2020): classify which exact turn of the patch was applied "
+        "(axial: 4; cube: 24)",
+        ("rotnet",)),
 }
 
 DEFAULT_METHOD = "inpaint-contrastive"
