@@ -181,6 +181,20 @@ def test_preview_views_of_a_multi_crop_method_writes_views_of_two_sizes(unlabell
     assert (tmp_path / "case_000_views.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_preview_views_takes_the_method_options(unlabelled_dir, tmp_path, capsys):
+    """The preview shows what a run with these options would train on (an exact turn of the patch for the rotation
+    task: the same voxel values, rearranged), and refuses an option the method does not have, by name."""
+    common = ["preview-views", str(unlabelled_dir), "--preset", "tiny", "--patch-size", "32", "--spacing", "4"]
+    assert main([*common, "--out", str(tmp_path / "bad"), "--method", "simclr", "--method-option", "momentum=0.9"]) == 2
+    assert "simclr has no option momentum" in capsys.readouterr().err
+    assert main([*common, "--out", str(tmp_path), "--method", "rotation", "--method-option", "rotations=cube",
+                 "--seed", "3"]) == 0
+    original = nib.load(tmp_path / "case_000_original.nii.gz").get_fdata()
+    view = nib.load(tmp_path / "case_000_view.nii.gz").get_fdata()
+    np.testing.assert_array_equal(np.sort(view.ravel()), np.sort(original.ravel()))
+    assert not np.array_equal(view, original)
+
+
 def test_a_run_folder_inside_the_data_folder_is_refused(unlabelled_dir, capsys):
     assert main(["pretrain", str(unlabelled_dir), "--out", str(unlabelled_dir / "run"), *TINY]) == 2
     assert "is inside DATA_DIR" in capsys.readouterr().err

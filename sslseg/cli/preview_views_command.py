@@ -27,6 +27,11 @@ def register(subparsers) -> None:
 
     parser.add_argument("--method", default=DEFAULT_METHOD, choices=[n for k, e in METHODS.items() for n in (k, *e.aliases)],
                         metavar="METHOD", help=f"SSL method, one of {', '.join(METHODS)} (default {DEFAULT_METHOD})")
+    from sslseg.cli.pretrain_command import key_value
+
+    parser.add_argument("--method-option", dest="method_options", action="append", type=key_value, default=[],
+                        metavar="KEY=VALUE", help="an option of the method (repeatable), as for `sslseg pretrain`, "
+                        "e.g. flip_axes=0 to see what flips would do")
     parser.add_argument("--preset", default="vit-b", choices=sorted(PRESETS),
                         help="preset whose patch size is used (default vit-b: 96)")
     parser.add_argument("--patch-size", type=int, metavar="S", help="patch edge in voxels (default: the preset's)")
@@ -49,7 +54,7 @@ def run(args) -> int:
         _refuse_existing(args)
     size = get_preset(args.preset).with_img_size(args.patch_size).img_size
     settings = PreprocessSettings(spacing_mm=args.spacing, ct_window=tuple(args.ct_window), modality=args.modality)
-    for path in preview_views(args.data_dir, args.out, create_method(args.method), size, settings, args.seed,
+    for path in preview_views(args.data_dir, args.out, create_method(args.method, **dict(args.method_options)), size, settings, args.seed,
                               args.volume):
         print(path)
     return 0
