@@ -30,3 +30,41 @@ def load_state(run_dir: Path) -> dict:
 
 def step_losses(run_dir: Path) -> list[float]:
     return [loss for _, loss in load_state(run_dir)["state"]["step_losses"]]
+
+
+def pretext_held_out_accuracy(name: str, unlabelled_dir, pretrain_cache, predict, label: str, steps: int = 300) -> float:
+    """Train the pretext task ``name`` (tiny ViT, 32^3, batch 4, lr 1e-3, float32) for ``steps`` steps on 4 cohort
+    volumes, then score 64 samples of the fifth: accuracy of ``predict(model, batch)`` (B, classes) logits against the
+    views' ``label``."""
+    import itertools
+
+    import torch
+
+    from sslseg.data.cache import build_cache
+    from sslseg.data.dataset import PatchViewsDataset
+    from sslseg.data.preprocess import PreprocessSettings
+    from sslseg.io.scan import find_volumes
+    from sslseg.models.presets import get_preset
+    from sslseg.ssl import StepContext, create_method
+
+    entries, _ = build_cache(find_volumes(unlabelled_dir), pretrain_cache, PreprocessSettings(spacing_mm=4.0))
+    method = create_method(name)
+    train = PatchViewsDataset(entries[:4], 32, 4, method, seed=0)
+    held_out = PatchViewsDataset(entries[4:], 32, 64, method, seed=1)
+
+    def batch(dataset, epoch, indices):
+        samples = [dataset[(epoch, i)] for i in indices]
+        return {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
+
+    torch.manual_seed(0)
+    model = method.build_model(get_preset("tiny").with_img_size(32))
+    optimizer = torch.optim.AdamW(method.param_groups(model, 1e-3, 1e-5), lr=1e-3)
+    for step, chunk in zip(range(steps), itertools.cycle(range(4))):
+        loss = method.step_loss(model, batch(train, step // 4, range(chunk * 4, chunk * 4 + 4)), StepContext()).total
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        test = batch(held_out, 0, range(64))
+        return float((predict(model, test).argmax(dim=1) == test[label]).float().mean())

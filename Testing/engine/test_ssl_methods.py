@@ -23,6 +23,8 @@ JOINT = [name for name in METHODS if name != DEFAULT_METHOD]
 PRESET = get_preset("tiny").with_img_size(32)
 #: Methods with multi-crop: besides patch-sized views, smaller ``local*`` views (16^3 for a 32^3 patch).
 MULTI_CROP = {"swav"}
+#: Methods whose views are sub-cubes of a grid (16^3 for a 32^3 patch) instead of patch-sized views.
+SUB_CUBES = {"relative-position"}
 
 
 def views_of(method, seed=0):
@@ -52,7 +54,8 @@ def test_views_are_deterministic_for_a_seed_and_patch_sized(name):
     labels = [k for k in a if a[k].ndim == 0]  # pretext-task targets (e.g. the rotation's index)
     assert bool(local) == (name in MULTI_CROP)
     assert all(a[k].dtype == torch.long for k in labels)
-    assert all(a[k].shape == (1, 32, 32, 32) for k in a if k not in local and k not in labels)
+    edge = 16 if name in SUB_CUBES else 32
+    assert all(a[k].shape == (1, edge, edge, edge) for k in a if k not in local and k not in labels)
     assert all(a[k].shape == (1, 16, 16, 16) for k in local)  # the multiple of 16 nearest half the patch
 
 
@@ -199,7 +202,7 @@ def test_the_temperature_is_identity_only_where_a_method_has_one(tmp_path):
 
 
 #: A non-default option each method records in its encoder card (default: the projector's width).
-CARD_OPTION = {"rotation": ("rotations", "cube", "cube")}
+CARD_OPTION = {"rotation": ("rotations", "cube", "cube"), "relative-position": ("head_hidden", "64", 64)}
 
 
 @pytest.mark.parametrize("name", JOINT)

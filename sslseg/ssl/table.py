@@ -61,6 +61,10 @@ METHODS: dict[str, MethodEntry] = {
         "3-D rotation prediction (Gidaris 2018, Taleb 2020): classify which exact turn of the patch was applied "
         "(axial: 4; cube: 24)",
         ("rotnet",)),
+    "relative-position": MethodEntry(
+        "sslseg.ssl.relative_position:RelativePosition",
+        "3-D relative position (Doersch 2015, Taleb 2020): which of the 26 neighbours of a centre sub-cube another "
+        "sub-cube is"),
 }
 
 DEFAULT_METHOD = "inpaint-contrastive"

@@ -1,0 +1,100 @@
+"""3-D relative position: where is the second sub-cube relative to the first? (Context prediction carried to volumes.)
+
+Doersch, Gupta, Efros, "Unsupervised Visual Representation Learning by Context Prediction", ICCV 2015 (2-D: 8
+neighbours of a 3x3 grid, gaps and jitter against trivial shortcuts); Taleb et al., "3D Self-Supervised Methods for
+Medical Imaging", NeurIPS 2020 (3-D: 26 neighbours of a 3x3x3 grid).
+
+Per sample: the region (1, R, R, R) is a 3x3x3 grid of cells of edge c + g (c = half the patch edge as a multiple of
+the 16-voxel token, at least 16; g = c / 4, the gap); the centre cell's cube and one of its 26 neighbours' cubes, each
+of edge c and moved by a jitter of up to g / 2 voxels per axis inside its cell, are the views ``centre`` and
+``neighbour`` (1, c, c, c); the label is the neighbour's index in :data:`OFFSETS` (26 classes, chance 1/26). The gap
+and the jitter keep the task from being solved by continuing edges across the cube borders.
+Model: the ViT runs each cube on its own token grid (position embeddings resampled, :func:`sslseg.ssl.backbone.
+vit_tokens`); the pooled features of both (B, hidden) each are concatenated (B, 2 hidden) -> MLP -> (B, 26) logits;
+loss: cross-entropy over the gathered global batch.
+
+The task needs to know directions (left from right, head from foot): it teaches features that keep the side, which
+the joint-embedding views avoid removing.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sslseg.ssl.base import SSLMethod, StepContext
+from sslseg.ssl.heads import MLPHead
+from sslseg.ssl.module import MethodModule
+from sslseg.ssl.two_view_method import TOKEN
+
+#: The 26 neighbour offsets (cell steps along the three RAS axes), in a fixed order: the class index.
+OFFSETS: tuple[tuple[int, int, int], ...] = tuple(o for o in itertools.product((-1, 0, 1), repeat=3) if any(o))
+
+
+def cube_edge(patch_size: int) -> int:
+    """c: half the patch edge as a multiple of the token size, at least one token."""
+    return max(TOKEN, TOKEN * int(round(patch_size / 2 / TOKEN)))
+
+
+def cell_layout(region_edge: int) -> tuple[int, int]:
+    """(cube edge c, gap g) of a region of edge R = 3 (c + g), g = c / 4 (the inverse of ``RelativePosition
+    .region_size``)."""
+    cube = max(TOKEN, TOKEN * int(round(region_edge / 3.75 / TOKEN)))
+    return cube, cube // 4
+
+
+def cube_start(cell: tuple[int, int, int], cube: int, gap: int, jitter: np.ndarray) -> np.ndarray:
+    """Corner (3,) of the cube in grid cell ``cell`` (each 0..2): the cell's centre position, moved by ``jitter``."""
+    return np.asarray(cell) * (cube + gap) + gap // 2 + jitter
+
+
+@dataclass(frozen=True)
+class RelativePositionOptions:
+    head_hidden: int = 256
+
+
+class RelativePositionModule(MethodModule):
+    def __init__(self, preset, opts: RelativePositionOptions) -> None:
+        super().__init__(preset)
+        self.head = MLPHead(2 * self.backbone.out_dim, opts.head_hidden, len(OFFSETS), layers=2)
+
+    def logits(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(centre features (B, hidden), logits (B, 26)) of the cube pairs (B, 1, c, c, c) each."""
+        n = batch["centre"].shape[0]
+        features = self.backbone(torch.cat([batch["centre"], batch["neighbour"]]))  # (2B, hidden)
+        return features[:n], self.head(torch.cat([features[:n], features[n:]], dim=1))
+
+    def forward(self, batch: dict, ctx: StepContext):
+        features, logits = self.logits(batch)
+        logits, labels = ctx.gather(logits.float()), ctx.gather(batch["position"])
+        loss = F.cross_entropy(logits, labels)
+        accuracy = float((logits.argmax(dim=1) == labels).float().mean())
+        return self.with_collapse(loss, {"position_ce": float(loss.detach()), "position_accuracy": accuracy},
+                                  features, ctx.step)
+
+
+class RelativePosition(SSLMethod):
+    name = "relative-position"
+    Options = RelativePositionOptions
+
+    def region_size(self, patch_size: int) -> int:
+        cube = cube_edge(patch_size)
+        return 3 * (cube + cube // 4)
+
+    def make_views(self, region, random_state) -> dict:
+        cube, gap = cell_layout(region.shape[-1])
+        label = int(random_state.randint(len(OFFSETS)))
+        cells = {"centre": (1, 1, 1), "neighbour": tuple(1 + o for o in OFFSETS[label])}
+        views = {}
+        for name, cell in cells.items():
+            jitter = np.array([random_state.randint(-(gap // 2), gap // 2 + 1) for _ in range(3)])
+            x, y, z = cube_start(cell, cube, gap, jitter)
+            views[name] = torch.from_numpy(np.ascontiguousarray(region[:, x:x + cube, y:y + cube, z:z + cube]))
+        return {**views, "position": torch.tensor(label, dtype=torch.long)}
+
+    def build_model(self, preset):
+        return RelativePositionModule(preset, self.opts)
