@@ -15,7 +15,7 @@ from sslseg.ssl import table
 from sslseg.ssl.table import DEFAULT_METHOD, METHODS, MethodEntry
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / "SSLPretrain")]
+sys.path[:0] = [str(ROOT / "SSLPretrain"), str(ROOT / "SSLSegmentation")]  # Slicer puts every module folder on the path
 
 from SSLPretrainLib import Commands  # noqa: E402
 
