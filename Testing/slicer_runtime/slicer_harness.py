@@ -141,6 +141,32 @@ def load_module(name: str):
     return module
 
 
+def build_widget(name: str):
+    """The module's ``<name>Widget`` built as Slicer's module panel builds it: constructed with a parent panel
+    (``qMRMLWidget`` with a vertical layout and the scene), then ``setup()``, then ``enter()``."""
+    import qt
+
+    slicer = boot()
+    module = sys.modules.get(name) or load_module(name)
+    panel = slicer.qMRMLWidget()
+    panel.setLayout(qt.QVBoxLayout())
+    panel.setMRMLScene(slicer.mrmlScene)
+    widget = getattr(module, f"{name}Widget")(panel)
+    widget.setup()
+    panel.isEntered = True
+    widget.enter()
+    return widget
+
+
+def close_widget(widget) -> None:
+    """What leaving the module and unloading it do: ``exit()`` (the GUI let go of the parameter node),
+    ``cleanup()``, and the panel deleted. Without it a later scene change writes into deleted Qt widgets."""
+    widget.exit()
+    widget.parent.isEntered = False
+    widget.cleanup()
+    widget.parent.deleteLater()
+
+
 def banner() -> str:
     """The stand-in list, for the test session's header."""
     lines = [f"Slicer runtime harness: Slicer Python layer from {slicer_python_dir()}; stand-ins (not real):"]
@@ -163,6 +189,8 @@ class _PythonQtStyle:
                 return meta.property(index).read(self)
             if name == "name":
                 return QtCore.QObject.objectName(self)
+            if name in _PYTHONQT_METHODS:  # PySide6's attribute lookup prefers its own QObject.connect
+                return types.MethodType(getattr(_PythonQtStyle, name), self)
         return super().__getattribute__(name)
 
     def __setattr__(self, name, value):
@@ -172,6 +200,8 @@ class _PythonQtStyle:
             meta = QtCore.QObject.metaObject(self)
             index = meta.indexOfProperty(name)
             if index >= 0:
+                if isinstance(value, tuple):  # PythonQt takes a tuple for a QStringList
+                    value = list(value)
                 if not meta.property(index).write(self, value):
                     raise AttributeError(f"cannot set Qt property {name}={value!r} on {type(self).__name__}")
                 return
@@ -201,6 +231,8 @@ class _PythonQtStyle:
     def disconnect(self, signature, slot=None):
         return self._signal(signature).disconnect(slot) if slot else self._signal(signature).disconnect()
 
+
+_PYTHONQT_METHODS = ("connect", "disconnect", "className")
 
 #: PySide6 classes given PythonQt-style access (the .ui files' classes and what the GUI connectors check).
 _STYLED = ["QWidget", "QCheckBox", "QComboBox", "QDoubleSpinBox", "QLabel", "QPlainTextEdit", "QProgressBar",
