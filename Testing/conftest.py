@@ -13,6 +13,17 @@ sys.path.insert(0, str(TESTING))
 # own tests, which ask for it by name (Testing/engine/test_precision_parity.py).
 os.environ["SSLSEG_AMP"] = "off"
 
+
+
+def pytest_report_header(config):
+    """Whether the Slicer runtime harness runs here, and what it stands in (Testing/slicer_runtime/README.md)."""
+    sys.path.insert(0, str(TESTING / "slicer_runtime"))
+    import slicer_harness
+
+    reason = slicer_harness.unavailable_reason()
+    return f"Slicer runtime harness: skipped ({reason})" if reason else slicer_harness.banner()
+
+
 from finetune_support import FINETUNE_GRID, FINETUNE_SPACING_MM  # noqa: E402  (after the path is set)
 
 #: Three small real scans with labels, kept in the repository (provenance and licence: Testing/Data/README.md).
