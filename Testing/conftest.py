@@ -14,7 +14,6 @@ sys.path.insert(0, str(TESTING))
 os.environ["SSLSEG_AMP"] = "off"
 
 
-
 def pytest_report_header(config):
     """Whether the Slicer runtime harness runs here, and what it stands in (Testing/slicer_runtime/README.md)."""
     sys.path.insert(0, str(TESTING / "slicer_runtime"))
