@@ -24,11 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sslseg.ssl.base import SSLMethod, StepContext
 from sslseg.ssl.heads import MLPHead
 from sslseg.ssl.module import MethodModule
+from sslseg.ssl.pretext_loss import classification_loss
 from sslseg.ssl.two_view_method import TOKEN
 
 #: The 26 neighbour offsets (cell steps along the three RAS axes), in a fixed order: the class index.
@@ -70,11 +70,8 @@ class RelativePositionModule(MethodModule):
 
     def forward(self, batch: dict, ctx: StepContext):
         features, logits = self.logits(batch)
-        logits, labels = ctx.gather(logits.float()), ctx.gather(batch["position"])
-        loss = F.cross_entropy(logits, labels)
-        accuracy = float((logits.argmax(dim=1) == labels).float().mean())
-        return self.with_collapse(loss, {"position_ce": float(loss.detach()), "position_accuracy": accuracy},
-                                  features, ctx.step)
+        loss, parts = classification_loss(logits, batch["position"], ctx, "position")
+        return self.with_collapse(loss, parts, features, ctx.step)
 
 
 class RelativePosition(SSLMethod):

@@ -23,11 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from sslseg.ssl.base import SSLMethod, StepContext
 from sslseg.ssl.cube_rotations import SETS, rotate
 from sslseg.ssl.module import MethodModule
+from sslseg.ssl.pretext_loss import classification_loss
 
 
 @dataclass(frozen=True)
@@ -51,11 +51,8 @@ class RotationModule(MethodModule):
 
     def forward(self, batch: dict, ctx: StepContext):
         features, logits = self.logits(batch["view"])
-        logits, labels = ctx.gather(logits.float()), ctx.gather(batch["rotation"])  # the global batch's loss
-        loss = F.cross_entropy(logits, labels)
-        accuracy = float((logits.argmax(dim=1) == labels).float().mean())
-        return self.with_collapse(loss, {"rotation_ce": float(loss.detach()), "rotation_accuracy": accuracy},
-                                  features, ctx.step)
+        loss, parts = classification_loss(logits, batch["rotation"], ctx, "rotation")
+        return self.with_collapse(loss, parts, features, ctx.step)
 
 
 class RotationPrediction(SSLMethod):
