@@ -23,7 +23,9 @@ from test_pretrain_ddp import free_port
 #: validation loss needs 2 patches and this test's single validation volume gives each process a shard of one, which
 #: is not scored, so the two runs' validation losses differ by design.
 #: ``head_norm=batch``: BatchNorm heads normalise over the global batch (sslseg.ssl.global_batch_norm), so they pass
-#: too; with per-process BatchNorm1d this case fails (measured: all 4 step losses differ, by up to 0.06).
+#: too; with per-process BatchNorm1d this case fails (measured: all 4 step losses differ, by up to 0.06). Marked slow
+#: (run by `make test-slow`) after one fresh-clone CI run in which rank 1 aborted inside gloo ("terminate called
+#: without an active exception", SIGABRT) while it passed 5 other runs: under investigation, see the stop note.
 #: SwAV: the projections are gathered and the Sinkhorn codes and the cross-entropy are computed on the global batch in
 #: every process; the prototypes are normalised identically in every process after each step, and the queue is filled
 #: with the gathered projections, so every process holds the same one. Run with the prototypes learning from the
@@ -33,7 +35,7 @@ SWAV = ["freeze_prototypes_steps=0", "queue_size=4", "queue_start_step=0"]
 
 
 @pytest.mark.parametrize("name, options", [("simclr", []), ("byol", []), ("simsiam", []), ("moco-v3", []),
-                                           ("moco-v2", []), ("simsiam", ["head_norm=batch"]), ("swav", SWAV),
+                                           ("moco-v2", []), pytest.param("simsiam", ["head_norm=batch"], marks=pytest.mark.slow), ("swav", SWAV),
                                            ("rotation", [])])
 def test_two_gloo_processes_match_one_process(name, options, unlabelled_dir, pretrain_cache, tmp_path):
     method_options = [word for option in options for word in ("--method-option", option)]
