@@ -29,7 +29,7 @@ from sslseg.ssl.base import SSLMethod, StepContext
 from sslseg.ssl.heads import MLPHead
 from sslseg.ssl.module import MethodModule
 from sslseg.ssl.pretext_loss import classification_loss
-from sslseg.ssl.two_view_method import TOKEN
+from sslseg.ssl.two_view_method import token_multiple
 
 #: The 26 neighbour offsets (cell steps along the three RAS axes), in a fixed order: the class index.
 OFFSETS: tuple[tuple[int, int, int], ...] = tuple(o for o in itertools.product((-1, 0, 1), repeat=3) if any(o))
@@ -37,13 +37,13 @@ OFFSETS: tuple[tuple[int, int, int], ...] = tuple(o for o in itertools.product((
 
 def cube_edge(patch_size: int) -> int:
     """c: half the patch edge as a multiple of the token size, at least one token."""
-    return max(TOKEN, TOKEN * int(round(patch_size / 2 / TOKEN)))
+    return token_multiple(patch_size / 2)
 
 
 def cell_layout(region_edge: int) -> tuple[int, int]:
     """(cube edge c, gap g) of a region of edge R = 3 (c + g), g = c / 4 (the inverse of ``RelativePosition
     .region_size``)."""
-    cube = max(TOKEN, TOKEN * int(round(region_edge / 3.75 / TOKEN)))
+    cube = token_multiple(region_edge / 3.75)
     return cube, cube // 4
 
 

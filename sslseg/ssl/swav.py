@@ -52,7 +52,7 @@ from sslseg.ssl.heads import NORMS, projector
 from sslseg.ssl.losses import swav_loss
 from sslseg.ssl.module import MethodModule
 from sslseg.ssl.queue import FeatureQueue
-from sslseg.ssl.two_view_method import TOKEN, patch_edge, region_edge
+from sslseg.ssl.two_view_method import patch_edge, region_edge, token_multiple
 from sslseg.ssl.views3d import IntensitySettings, multi_crop
 
 GLOBAL_VIEWS = ("global1", "global2")
@@ -94,7 +94,7 @@ class SwAVOptions:
 
 def local_edge(patch_size: int, fraction: float) -> int:
     """L: the multiple of the token size nearest ``patch_size * fraction``, at least one token, at most the patch."""
-    return min(patch_size, max(TOKEN, TOKEN * int(round(patch_size * fraction / TOKEN))))
+    return min(patch_size, token_multiple(patch_size * fraction))
 
 
 def local_names(n_local: int) -> list[str]:

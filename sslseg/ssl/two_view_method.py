@@ -45,6 +45,11 @@ class TwoViewOptions:
             raise ValueError(f"min_crop_volume must be in (0, 1], got {self.min_crop_volume}")
 
 
+def token_multiple(edge: float) -> int:
+    """The multiple of ``TOKEN`` nearest ``edge`` voxels, at least one token (every ViT input edge must be one)."""
+    return max(TOKEN, TOKEN * int(round(edge / TOKEN)))
+
+
 def region_edge(patch_size: int, region_scale: float) -> int:
     """R for a patch edge S: ceil(S * region_scale)."""
     return int(math.ceil(patch_size * region_scale))
@@ -52,7 +57,7 @@ def region_edge(patch_size: int, region_scale: float) -> int:
 
 def patch_edge(region: int, region_scale: float) -> int:
     """S for a region edge R (the inverse of :func:`region_edge` for multiples of ``TOKEN``)."""
-    return max(TOKEN, TOKEN * int(round(region / region_scale / TOKEN)))
+    return token_multiple(region / region_scale)
 
 
 class TwoViewMethod(SSLMethod):
