@@ -23,9 +23,7 @@ from test_pretrain_ddp import free_port
 #: validation loss needs 2 patches and this test's single validation volume gives each process a shard of one, which
 #: is not scored, so the two runs' validation losses differ by design.
 #: ``head_norm=batch``: BatchNorm heads normalise over the global batch (sslseg.ssl.global_batch_norm), so they pass
-#: too; with per-process BatchNorm1d this case fails (measured: all 4 step losses differ, by up to 0.06). Marked slow
-#: (run by `make test-slow`) after one fresh-clone CI run in which rank 1 aborted inside gloo ("terminate called
-#: without an active exception", SIGABRT) while it passed 5 other runs: under investigation, see the stop note.
+#: too; with per-process BatchNorm1d this case fails (measured: all 4 step losses differ, by up to 0.06).
 #: SwAV: the projections are gathered and the Sinkhorn codes and the cross-entropy are computed on the global batch in
 #: every process; the prototypes are normalised identically in every process after each step, and the queue is filled
 #: with the gathered projections, so every process holds the same one. Run with the prototypes learning from the
@@ -34,13 +32,12 @@ from test_pretrain_ddp import free_port
 SWAV = ["freeze_prototypes_steps=0", "queue_size=4", "queue_start_step=0"]
 
 
-#: Slow suite (`make test-slow`) for now: in 2 of 2 fresh-clone CI runs one case (a different one each time: simsiam
-#: with BatchNorm heads, then rotation) had a rank abort inside torch ("terminate called without an active exception",
-#: SIGABRT) although every case passes when run here; cause not found yet (see the stop note).
-@pytest.mark.slow
+#: A rank that ended right after its last collective used to abort now and then at exit (about 1 run in 15: gloo's
+#: worker thread still releasing that collective's tensors during interpreter finalisation); the run's last step is
+#: now a barrier (sslseg.training.distributed.shutdown), and every run here must exit 0.
 @pytest.mark.parametrize("name, options", [("simclr", []), ("byol", []), ("simsiam", []), ("moco-v3", []),
                                            ("moco-v2", []), ("swav", SWAV), ("rotation", []),
-                                           pytest.param("simsiam", ["head_norm=batch"], marks=pytest.mark.slow)])
+                                           ("simsiam", ["head_norm=batch"])])
 def test_two_gloo_processes_match_one_process(name, options, unlabelled_dir, pretrain_cache, tmp_path):
     method_options = [word for option in options for word in ("--method-option", option)]
     common = ["--preset", "tiny", "--patch-size", "32", "--spacing", "4", "--workers", "0", "--epochs", "2",

@@ -79,6 +79,7 @@ def run_session(options: SessionOptions, body: Callable[[Session], dict]) -> dic
     dist = distributed.detect()
     device = resolve_device(options.device, dist.local_rank, dist.enabled)
     distributed.init_process_group(dist, device)
+    finished = False
     try:
         if dist.is_main:
             prepare_run_dir(options.out_dir, options.resume, options.overwrite, options.run_files)
@@ -89,7 +90,9 @@ def run_session(options: SessionOptions, body: Callable[[Session], dict]) -> dic
         stats = TrainStats(out / STATS, enabled=dist.is_main, initial={"run_dir": str(out), **options.stats})
         try:
             with StopSignal(deferred=False):  # outside the training loop (preprocessing, set-up): stop at once
-                return body(Session(out, device, dist, events, stats))
+                summary = body(Session(out, device, dist, events, stats))
+            finished = True
+            return summary
         except TrainingStopped as stop:
             checkpoint = out / CHECKPOINT
             report_stop(stop, events, stats, checkpoint, options.resume_command(checkpoint.is_file()), dist.is_main)
@@ -108,7 +111,7 @@ def run_session(options: SessionOptions, body: Callable[[Session], dict]) -> dic
         finally:
             events.close()
     finally:
-        distributed.shutdown(dist)
+        distributed.shutdown(dist, finished)
 
 
 def train_reporting(session: Session, parts: TrainParts, state: TrainState, loop_config: LoopConfig, start: dict,
