@@ -32,10 +32,12 @@ def step_losses(run_dir: Path) -> list[float]:
     return [loss for _, loss in load_state(run_dir)["state"]["step_losses"]]
 
 
-def pretext_held_out_accuracy(name: str, unlabelled_dir, pretrain_cache, predict, label: str, steps: int = 300) -> float:
-    """Train the pretext task ``name`` (tiny ViT, 32^3, batch 4, lr 1e-3, float32) for ``steps`` steps on 4 cohort
-    volumes, then score 64 samples of the fifth: accuracy of ``predict(model, batch)`` (B, classes) logits against the
-    views' ``label``."""
+def pretext_held_out_accuracy(name: str, unlabelled_dir, pretrain_cache, predict, label: str, steps: int = 300,
+                              **options) -> float:
+    """Train the pretext task ``name`` with ``options`` (tiny ViT, 32^3, batch 4, lr 1e-3, float32) for ``steps``
+    steps on 4 cohort volumes, then score 64 samples of the fifth: accuracy of ``predict(model, batch)`` (B, classes)
+    logits against the views' ``label``; with ``predict`` a dict name -> (predict, label), a dict name -> accuracy
+    and ``label`` unused."""
     import itertools
 
     import torch
@@ -48,7 +50,7 @@ def pretext_held_out_accuracy(name: str, unlabelled_dir, pretrain_cache, predict
     from sslseg.ssl import StepContext, create_method
 
     entries, _ = build_cache(find_volumes(unlabelled_dir), pretrain_cache, PreprocessSettings(spacing_mm=4.0))
-    method = create_method(name)
+    method = create_method(name, **options)
     train = PatchViewsDataset(entries[:4], 32, 4, method, seed=0)
     held_out = PatchViewsDataset(entries[4:], 32, 64, method, seed=1)
 
@@ -67,4 +69,7 @@ def pretext_held_out_accuracy(name: str, unlabelled_dir, pretrain_cache, predict
     model.eval()
     with torch.no_grad():
         test = batch(held_out, 0, range(64))
+        if isinstance(predict, dict):  # several heads: name -> (predict, label)
+            return {name: float((call(model, test).argmax(dim=1) == test[key]).float().mean())
+                    for name, (call, key) in predict.items()}
         return float((predict(model, test).argmax(dim=1) == test[label]).float().mean())

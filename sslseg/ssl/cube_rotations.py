@@ -40,6 +40,11 @@ CUBE: tuple[Rotation, ...] = tuple(
 #: The 4 turns of the axial plane (axis 2 kept, in its direction), identity first.
 AXIAL: tuple[Rotation, ...] = tuple(r for r in CUBE if r.perm[2] == 2 and not r.reverse[2])
 
+#: The 4 half turns that keep every axis in place (identity, then 180 degrees about axis 0, 1, 2): a group (two of
+#: them make the third), so per cube "turned about the first axis" and "about the second" are two independent bits.
+HALF_TURNS: tuple[Rotation, ...] = (Rotation((0, 1, 2), (False, False, False)),
+                                    *(Rotation((0, 1, 2), tuple(i != axis for i in range(3))) for axis in range(3)))
+
 SETS = {"axial": AXIAL, "cube": CUBE}
 
 
