@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from sslseg.ssl.base import StepContext
 from sslseg.ssl.losses import byol_loss
 from sslseg.ssl.momentum_pair import MomentumPairModule, MomentumPairOptions
@@ -28,12 +30,17 @@ class BYOLOptions(MomentumPairOptions):
     """The momentum pair's options, defaults as stated in the module docstring."""
 
 
+def symmetric_byol_loss(p: torch.Tensor, z_target: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+    """byol(p1, z'2) + byol(p2, z'1) over the gathered global batch; p, z_target (2B, D), view 1's rows first."""
+    n = p.shape[0] // 2
+    p1, p2, z1, z2 = (ctx.gather(t) for t in (p[:n], p[n:], z_target[:n], z_target[n:]))
+    return byol_loss(p1, z2) + byol_loss(p2, z1)
+
+
 class BYOLModule(MomentumPairModule):
     def forward(self, batch: dict, ctx: StepContext):
-        n = batch["view1"].shape[0]
         p, z_target = self.online_and_target(batch)
-        p1, p2, z1, z2 = (ctx.gather(t) for t in (p[:n], p[n:], z_target[:n], z_target[n:]))  # the global batch
-        loss = byol_loss(p1, z2) + byol_loss(p2, z1)
+        loss = symmetric_byol_loss(p, z_target, ctx)
         return self.with_collapse(loss, {"byol": float(loss.detach())}, p, ctx.step)
 
 

@@ -163,8 +163,18 @@ def make_view(region: np.ndarray, rng, size: int, scale=(0.25, 1.0), ratio=(3 / 
               intensity: IntensitySettings | None = IntensitySettings()) -> np.ndarray:
     """One view (1, S, S, S) float32 in 0..1: a random resized crop of ``region``, then (unless ``intensity`` is
     None) :func:`augment_intensity`."""
-    view = np.clip(random_resized_crop(region, rng, size, scale, ratio), 0, 1)
-    return view if intensity is None else augment_intensity(view, rng, intensity)
+    view, _ = cropped_view(region, rng, size, scale, ratio, intensity)
+    return view
+
+
+def cropped_view(region: np.ndarray, rng, size: int, scale=(0.25, 1.0), ratio=(3 / 4, 4 / 3),
+                 intensity: IntensitySettings | None = IntensitySettings()) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`make_view` and its box: (view (1, S, S, S), box (2, 3) float32: the crop's start and size in region
+    voxels, for methods that relate the views' positions, e.g. PGL). Same draws as :func:`make_view`."""
+    start, extent = crop_box(region.shape, rng, scale, ratio)
+    view = np.clip(resized_crop(region, start, extent, size), 0, 1)
+    box = np.array([start, extent], dtype=np.float32)
+    return (view if intensity is None else augment_intensity(view, rng, intensity)), box
 
 
 def multi_crop(region: np.ndarray, rng, global_size: int, n_global: int, local_size: int, n_local: int,
