@@ -24,7 +24,7 @@ PRESET = get_preset("tiny").with_img_size(32)
 #: Methods with multi-crop: besides patch-sized views, smaller ``local*`` views (16^3 for a 32^3 patch).
 MULTI_CROP = {"swav"}
 #: Methods whose views are sub-cubes of a grid (16^3 for a 32^3 patch) instead of patch-sized views.
-SUB_CUBES = {"relative-position"}
+SUB_CUBES = {"relative-position", "rubiks-cube"}
 
 
 def views_of(method, seed=0):
@@ -51,11 +51,13 @@ def test_views_are_deterministic_for_a_seed_and_patch_sized(name):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], c[k]) for k in a)
     local = [k for k in a if k.startswith("local")]
-    labels = [k for k in a if a[k].ndim == 0]  # pretext-task targets (e.g. the rotation's index)
+    labels = [k for k in a if a[k].dtype == torch.long]  # pretext-task targets (e.g. the rotation's index)
+    boxes = [k for k in a if k.startswith("box")]  # where a view was cut (PGL)
     assert bool(local) == (name in MULTI_CROP)
-    assert all(a[k].dtype == torch.long for k in labels)
+    assert all(a[k].ndim <= 1 for k in labels) and all(a[k].shape == (2, 3) for k in boxes)
     edge = 16 if name in SUB_CUBES else 32
-    assert all(a[k].shape == (1, edge, edge, edge) for k in a if k not in local and k not in labels)
+    images = [k for k in a if k not in local + labels + boxes]
+    assert images and all(a[k].dtype == torch.float32 and a[k].shape[-4:] == (1, edge, edge, edge) for k in images)
     assert all(a[k].shape == (1, 16, 16, 16) for k in local)  # the multiple of 16 nearest half the patch
 
 
@@ -202,7 +204,8 @@ def test_the_temperature_is_identity_only_where_a_method_has_one(tmp_path):
 
 
 #: A non-default option each method records in its encoder card (default: the projector's width).
-CARD_OPTION = {"rotation": ("rotations", "cube", "cube"), "relative-position": ("head_hidden", "64", 64)}
+CARD_OPTION = {"rotation": ("rotations", "cube", "cube"), "relative-position": ("head_hidden", "64", 64),
+               "rubiks-cube": ("permutations", "24", 24)}
 
 
 @pytest.mark.parametrize("name", JOINT)

@@ -28,7 +28,8 @@ from test_pretrain_ddp import free_port
 #: every process; the prototypes are normalised identically in every process after each step, and the queue is filled
 #: with the gathered projections, so every process holds the same one. Run with the prototypes learning from the
 #: first step and a queue of one global batch, in use from step 2 on, so both paths are compared.
-#: Rotation prediction: the cross-entropy of the gathered global batch's logits.
+#: Rotation prediction and Rubik's cube: the cross-entropies of the gathered global batch's logits.
+#: PGL: BYOL's global loss, plus the local loss as the gathered sum over matched tokens over their gathered count.
 SWAV = ["freeze_prototypes_steps=0", "queue_size=4", "queue_start_step=0"]
 
 
@@ -36,8 +37,8 @@ SWAV = ["freeze_prototypes_steps=0", "queue_size=4", "queue_start_step=0"]
 #: worker thread still releasing that collective's tensors during interpreter finalisation); the run's last step is
 #: now a barrier (sslseg.training.distributed.shutdown), and every run here must exit 0.
 @pytest.mark.parametrize("name, options", [("simclr", []), ("byol", []), ("simsiam", []), ("moco-v3", []),
-                                           ("moco-v2", []), ("swav", SWAV), ("rotation", []),
-                                           ("simsiam", ["head_norm=batch"])])
+                                           ("moco-v2", []), ("swav", SWAV), ("rotation", []), ("rubiks-cube", []),
+                                           ("pgl", []), ("simsiam", ["head_norm=batch"])])
 def test_two_gloo_processes_match_one_process(name, options, unlabelled_dir, pretrain_cache, tmp_path):
     method_options = [word for option in options for word in ("--method-option", option)]
     common = ["--preset", "tiny", "--patch-size", "32", "--spacing", "4", "--workers", "0", "--epochs", "2",

@@ -65,6 +65,15 @@ METHODS: dict[str, MethodEntry] = {
         "sslseg.ssl.relative_position:RelativePosition",
         "3-D relative position (Doersch 2015, Taleb 2020): which of the 26 neighbours of a centre sub-cube another "
         "sub-cube is"),
+    "rubiks-cube": MethodEntry(
+        "sslseg.ssl.rubiks_cube:RubiksCube",
+        "Rubik's cube recovery (Zhuang 2019): 2x2x2 sub-cubes permuted (1 of 100) and turned 180 degrees; predict "
+        "the order and each turn",
+        ("rubik",)),
+    "pgl": MethodEntry(
+        "sslseg.ssl.pgl:PGL",
+        "PGL (Xie 2020): BYOL plus a local loss between the tokens of the two views that see the same place, "
+        "matched through the crops"),
 }
 
 DEFAULT_METHOD = "inpaint-contrastive"
