@@ -31,6 +31,9 @@ from test_pretrain_ddp import free_port
 #: Rotation prediction and Rubik's cube: the cross-entropies of the gathered global batch's logits.
 #: PGL: BYOL's global loss, plus the local loss as the gathered sum over matched tokens over their gathered count.
 SWAV = ["freeze_prototypes_steps=0", "queue_size=4", "queue_start_step=0"]
+#: SimCLR with false negatives attracted: the support views' projections are gathered and the cancelled pairs chosen
+#: on the global batch (threshold -1: every anchor gets one, so the path is always taken).
+FALSE_NEGATIVES = ["false_negatives=attract", "fn_threshold=-1"]
 
 
 #: A rank that ended right after its last collective used to abort now and then at exit (about 1 run in 15: gloo's
@@ -38,7 +41,7 @@ SWAV = ["freeze_prototypes_steps=0", "queue_size=4", "queue_start_step=0"]
 #: now a barrier (sslseg.training.distributed.shutdown), and every run here must exit 0.
 @pytest.mark.parametrize("name, options", [("simclr", []), ("byol", []), ("simsiam", []), ("moco-v3", []),
                                            ("moco-v2", []), ("swav", SWAV), ("rotation", []), ("rubiks-cube", []),
-                                           ("pgl", []), ("simsiam", ["head_norm=batch"])])
+                                           ("pgl", []), ("simsiam", ["head_norm=batch"]), ("simclr", FALSE_NEGATIVES)])
 def test_two_gloo_processes_match_one_process(name, options, unlabelled_dir, pretrain_cache, tmp_path):
     method_options = [word for option in options for word in ("--method-option", option)]
     common = ["--preset", "tiny", "--patch-size", "32", "--spacing", "4", "--workers", "0", "--epochs", "2",

@@ -16,17 +16,22 @@ import torch.nn.functional as F
 MONAI_OVERFLOW_TEMPERATURE = 1.0 / 88.72
 
 
-def contrastive_loss(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
+def contrastive_loss(a: torch.Tensor, b: torch.Tensor, temperature: float, false_negatives: torch.Tensor | None = None,
+                     attract: bool = False) -> torch.Tensor:
     """NT-Xent loss between two batches of paired features, computed in float32.
 
     Args:
         a, b: (B, F) features; row n of ``a`` and row n of ``b`` are two views of the same sample, every other row of
             either batch is a negative. With B = 1 there are no negatives and the loss is 0.
         temperature: > 0.
+        false_negatives: optional (2B, 2B) bool (rows: ``a`` then ``b``; :mod:`sslseg.ssl.false_negatives`):
+            negatives that are not, left out of the row's denominator or, with ``attract``, counted as positives.
 
     Returns:
         0-d tensor: mean over the 2B rows of ``-log(exp(s_pos / T) / sum_{k != i} exp(s_ik / T))``, with s the
-        cosine similarity — MONAI's ``ContrastiveLoss`` exactly, including the positive in the denominator.
+        cosine similarity — MONAI's ``ContrastiveLoss`` exactly, including the positive in the denominator. With
+        ``attract``, row i's term is the mean of that over its positive and its false negatives F_i (Huynh et al.
+        2022, eq. 4); when eliminating, k runs over the row's other entries except F_i.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -38,4 +43,11 @@ def contrastive_loss(a: torch.Tensor, b: torch.Tensor, temperature: float) -> to
     logits = logits.masked_fill(self_mask, float("-inf"))
     positive_index = torch.cat([torch.arange(batch, 2 * batch), torch.arange(0, batch)]).to(a.device)
     positives = logits[torch.arange(2 * batch, device=a.device), positive_index]  # (2B,)
-    return (torch.logsumexp(logits, dim=1) - positives).mean()
+    if false_negatives is None or not bool(false_negatives.any()):
+        return (torch.logsumexp(logits, dim=1) - positives).mean()
+    if not attract:
+        logits = logits.masked_fill(false_negatives, float("-inf"))
+        return (torch.logsumexp(logits, dim=1) - positives).mean()
+    found = false_negatives.float()
+    attracted = (positives + logits.masked_fill(~false_negatives, 0.0).sum(dim=1)) / (1 + found.sum(dim=1))
+    return (torch.logsumexp(logits, dim=1) - attracted).mean()
