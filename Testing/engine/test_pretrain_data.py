@@ -159,5 +159,6 @@ def test_a_dicom_series_is_cached_and_fingerprinted_by_its_file_list(tmp_path):
     entries, _ = build_cache([source], tmp_path / "cache", PreprocessSettings(spacing_mm=3.0))
     assert entries[0].modality == "ct" and entries[0].fingerprint()["series_uid"] == "1.2.3.4.5"
     assert entries[0].sha256 == digest
+    assert entries[0].patient == "PATIENT-7"  # the Patient ID, for patient-disjoint validation splits
     files[0].write_bytes(files[0].read_bytes() + b"\0")  # one file grows: another fingerprint
     assert content_sha256(source) != digest and source_signature(source) != signature

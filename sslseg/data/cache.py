@@ -48,6 +48,8 @@ class CacheEntry:
         modality: ``"ct"`` or ``"mr"``.
         source: the source file or DICOM folder, and ``series_uid`` for DICOM.
         sha256: content hash of the source (see :mod:`sslseg.data.fingerprint`).
+        patient: the DICOM Patient ID (0010,0020) when the source has one, else "" (entries cached before it was
+            recorded have "" until rebuilt); validation splits keep a patient's volumes together.
     """
 
     name: str
@@ -58,6 +60,7 @@ class CacheEntry:
     source: str
     series_uid: str | None
     sha256: str
+    patient: str = ""
 
     def open(self) -> np.ndarray:
         """The voxels as a read-only memory map, (I, J, K) float16."""
@@ -89,7 +92,7 @@ def _entry_from_json(path: Path) -> CacheEntry:
     data = json.loads(path.read_text(encoding="utf-8"))
     return CacheEntry(name=data["name"], array_path=path.with_suffix(".npy"), affine=np.asarray(data["affine"]),
                       shape=tuple(data["shape"]), modality=data["modality"], source=data["source"],
-                      series_uid=data["series_uid"], sha256=data["sha256"])
+                      series_uid=data["series_uid"], sha256=data["sha256"], patient=data.get("patient_id", ""))
 
 
 def build_entry(source: VolumeSource, key: str, cache_dir: Path, settings: PreprocessSettings) -> CacheEntry:
@@ -103,7 +106,7 @@ def build_entry(source: VolumeSource, key: str, cache_dir: Path, settings: Prepr
         "shape": list(array.shape), "affine": affine.tolist(), "modality": modality,
         "sha256": content_sha256(source), "original_shape": list(volume.shape),
         "original_spacing": volume.spacing.tolist(), "signature": source_signature(source),
-        "settings": settings.to_dict(),
+        "settings": settings.to_dict(), "patient_id": volume.meta.patient_id.strip(),
     }
     write_record(cache_dir / f"{key}.json", record)
     return _entry_from_json(cache_dir / f"{key}.json")

@@ -80,7 +80,8 @@ def load_data(config: PretrainConfig, out: Path, workers: int, dist) -> Data:
                                     barrier=lambda: distributed.barrier(dist))
     train_entries, val_entries = split_volumes(entries, config.val_fraction, config.seed)
     if config.val_fraction > 0 and not val_entries and dist.is_main:
-        log.warning("only one volume: no validation")
+        log.warning("only one volume%s: no validation",
+                    "" if len(entries) < 2 else " or one patient (a patient's volumes stay on one side of the split)")
     return Data(train_entries, val_entries, failures)
 
 
