@@ -28,7 +28,7 @@ from test_pretrain_ddp import free_port
 #: every process; the prototypes are normalised identically in every process after each step, and the queue is filled
 #: with the gathered projections, so every process holds the same one. Run with the prototypes learning from the
 #: first step and a queue of one global batch, in use from step 2 on, so both paths are compared.
-#: Rotation prediction and Rubik's cube: the cross-entropies of the gathered global batch's logits.
+#: Rotation prediction, relative position and Rubik's cube: the cross-entropies of the gathered global batch's logits.
 #: PGL: BYOL's global loss, plus the local loss as the gathered sum over matched tokens over their gathered count.
 SWAV = ["freeze_prototypes_steps=0", "queue_size=4", "queue_start_step=0"]
 #: SimCLR with false negatives attracted: the support views' projections are gathered and the cancelled pairs chosen
@@ -40,8 +40,9 @@ FALSE_NEGATIVES = ["false_negatives=attract", "fn_threshold=-1"]
 #: worker thread still releasing that collective's tensors during interpreter finalisation); the run's last step is
 #: now a barrier (sslseg.training.distributed.shutdown), and every run here must exit 0.
 @pytest.mark.parametrize("name, options", [("simclr", []), ("byol", []), ("simsiam", []), ("moco-v3", []),
-                                           ("moco-v2", []), ("swav", SWAV), ("rotation", []), ("rubiks-cube", []),
-                                           ("pgl", []), ("simsiam", ["head_norm=batch"]), ("simclr", FALSE_NEGATIVES)])
+                                           ("moco-v2", []), ("swav", SWAV), ("rotation", []), ("relative-position", []),
+                                           ("rubiks-cube", []), ("pgl", []), ("simsiam", ["head_norm=batch"]),
+                                           ("simclr", FALSE_NEGATIVES)])
 def test_two_gloo_processes_match_one_process(name, options, unlabelled_dir, pretrain_cache, tmp_path):
     method_options = [word for option in options for word in ("--method-option", option)]
     common = ["--preset", "tiny", "--patch-size", "32", "--spacing", "4", "--workers", "0", "--epochs", "2",
