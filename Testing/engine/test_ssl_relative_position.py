@@ -17,6 +17,13 @@ def position_coded(edge):
     return (10000 * i + 100 * j + k).astype(np.float32)[None]
 
 
+def coded_region(name, layout):
+    """(method, region edge, (cube edge, gap), position-coded region) of a sub-cube method at a 32^3 patch."""
+    method = create_method(name)
+    edge = method.region_size(32)
+    return method, edge, layout(edge), position_coded(edge)
+
+
 def corner(cube: torch.Tensor) -> np.ndarray:
     value = int(cube[0, 0, 0, 0])
     return np.array([value // 10000, value // 100 % 100, value % 100])
@@ -28,11 +35,8 @@ def test_the_26_offsets_are_the_neighbours_of_a_3x3x3_grid():
 
 
 def test_the_label_is_the_direction_from_the_centre_cube_to_the_neighbour():
-    method = create_method("relative-position")
-    edge = method.region_size(32)
-    cube, gap = cell_layout(edge)
+    method, edge, (cube, gap), region = coded_region("relative-position", cell_layout)
     assert (cube, gap, edge) == (16, 4, 60)
-    region = position_coded(edge)
     seen = set()
     for seed in range(200):
         views = method.make_views(region, np.random.RandomState(seed))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 from pretrain_support import pretext_held_out_accuracy
-from test_ssl_relative_position import corner, position_coded
+from test_ssl_relative_position import coded_region, corner, position_coded
 
 from sslseg.errors import SSLSegError
 from sslseg.ssl import create_method
@@ -38,11 +38,8 @@ def test_the_four_half_turns_are_a_group_of_proper_rotations():
 
 
 def test_the_labels_undo_the_scramble_voxel_for_voxel():
-    method = create_method("rubiks-cube")
-    edge = method.region_size(32)
-    cube, gap = cube_layout(edge)
+    method, edge, (cube, gap), region = coded_region("rubiks-cube", cube_layout)
     assert (cube, gap, edge) == (16, 4, 40)
-    region = position_coded(edge)
     classes = permutations(100)
     seen_turns = set()
     for seed in range(50):
