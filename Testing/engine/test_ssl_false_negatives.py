@@ -1,4 +1,4 @@
-"""False-negative cancellation (issue 17), an option of SimCLR: on a hand-built batch with known duplicates the
+"""False-negative cancellation (issue 17), an option of SimCLR and MoCo v2: on a hand-built batch with known duplicates the
 cancelled pairs are exactly the duplicates, elimination and attraction give the losses written out by hand, and a
 batch without duplicates keeps plain NT-Xent. Float32, CPU."""
 
@@ -11,7 +11,8 @@ import torch
 from sslseg.errors import SSLSegError
 from sslseg.ssl import StepContext, create_method
 from sslseg.ssl.contrastive import contrastive_loss
-from sslseg.ssl.false_negatives import false_negative_mask
+from sslseg.ssl.false_negatives import false_negative_mask, queue_false_negatives
+from sslseg.ssl.losses import infonce_queue_loss
 from sslseg.models.presets import get_preset
 
 N, D = 6, 32
@@ -103,3 +104,52 @@ def test_simclr_with_cancellation_trains_on_its_support_views():
 def test_bad_options_are_refused(option):
     with pytest.raises(SSLSegError):
         create_method("simclr", **option)
+
+
+def test_moco_queue_entries_showing_a_sample_are_exactly_the_ones_cancelled():
+    """MoCo's negatives are its queue: entries 2 and 5 hold keys of sample 1's content (an earlier batch's patch of
+    the same organ), the rest other content."""
+    z1, z2, support = batch(CONTENT)
+    generator = torch.Generator().manual_seed(1)
+    queue = torch.nn.functional.normalize(torch.randn(8, D, generator=generator), dim=1)
+    queue[[2, 5]] = z1[1] + 0.05 * torch.randn(2, D, generator=generator)
+    found = queue_false_negatives(support, queue, threshold=0.8, top_k=2)
+    expected = {(1, 2), (1, 5), (4, 2), (4, 5)}  # samples 1 and 4 share that content
+    assert {(int(n), int(m)) for n, m in found.nonzero()} == expected
+
+
+@pytest.mark.parametrize("attract", [False, True])
+def test_moco_elimination_and_attraction_are_the_losses_written_out(attract):
+    z1, z2, support = batch(CONTENT)
+    generator = torch.Generator().manual_seed(1)
+    queue = torch.nn.functional.normalize(torch.randn(8, D, generator=generator), dim=1)
+    queue[[2, 5]] = z1[1] + 0.05 * torch.randn(2, D, generator=generator)
+    found = queue_false_negatives(support, queue, threshold=0.8, top_k=2)
+    loss = float(infonce_queue_loss(z1, z2, queue, 0.5, found, attract))
+    q, k = (torch.nn.functional.normalize(t.double(), dim=1) for t in (z1, z2))
+    entries = torch.nn.functional.normalize(queue.double(), dim=1)
+    expected = 0.0
+    for n in range(N):
+        s = torch.cat([(q[n] * k[n]).sum()[None], entries @ q[n]]).numpy() / 0.5
+        cancelled = [1 + int(m) for m in found[n].nonzero()]
+        kept = [i for i in range(len(s)) if attract or i not in cancelled]
+        log_denominator = math.log(sum(math.exp(s[i]) for i in kept))
+        targets = [0] + (cancelled if attract else [])
+        expected += np.mean([log_denominator - s[t] for t in targets])
+    assert loss == pytest.approx(expected / N, rel=1e-5)
+    assert loss != pytest.approx(float(infonce_queue_loss(z1, z2, queue, 0.5)), rel=1e-3)  # it did change
+
+
+def test_moco_v2_with_cancellation_trains_on_its_support_views():
+    method = create_method("moco-v2", false_negatives="eliminate", fn_threshold=-1.0, queue_size=8)
+    size = method.region_size(32)
+    region = np.random.default_rng(7).random((1, size, size, size), dtype=np.float32)
+    samples = [method.make_views(region, np.random.RandomState(seed)) for seed in range(2)]
+    assert sorted(samples[0]) == ["view1", "view2", "view3"]
+    views = {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
+    torch.manual_seed(0)
+    model = method.build_model(get_preset("tiny").with_img_size(32))
+    output = method.step_loss(model, views, StepContext())
+    assert math.isfinite(float(output.total.detach()))
+    output.total.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)

@@ -31,8 +31,8 @@ from test_pretrain_ddp import free_port
 #: Rotation prediction, relative position and Rubik's cube: the cross-entropies of the gathered global batch's logits.
 #: PGL: BYOL's global loss, plus the local loss as the gathered sum over matched tokens over their gathered count.
 SWAV = ["freeze_prototypes_steps=0", "queue_size=4", "queue_start_step=0"]
-#: SimCLR with false negatives attracted: the support views' projections are gathered and the cancelled pairs chosen
-#: on the global batch (threshold -1: every anchor gets one, so the path is always taken).
+#: SimCLR and MoCo v2 with false negatives attracted: the support views' projections (keys) are gathered and the
+#: cancelled pairs (queue entries) chosen on the global batch (threshold -1: every anchor gets one, so the path is always taken).
 FALSE_NEGATIVES = ["false_negatives=attract", "fn_threshold=-1"]
 
 
@@ -42,7 +42,7 @@ FALSE_NEGATIVES = ["false_negatives=attract", "fn_threshold=-1"]
 @pytest.mark.parametrize("name, options", [("simclr", []), ("byol", []), ("simsiam", []), ("moco-v3", []),
                                            ("moco-v2", []), ("swav", SWAV), ("rotation", []), ("relative-position", []),
                                            ("rubiks-cube", []), ("pgl", []), ("simsiam", ["head_norm=batch"]),
-                                           ("simclr", FALSE_NEGATIVES)])
+                                           ("simclr", FALSE_NEGATIVES), ("moco-v2", FALSE_NEGATIVES)])
 def test_two_gloo_processes_match_one_process(name, options, unlabelled_dir, pretrain_cache, tmp_path):
     method_options = [word for option in options for word in ("--method-option", option)]
     common = ["--preset", "tiny", "--patch-size", "32", "--spacing", "4", "--workers", "0", "--epochs", "2",

@@ -26,7 +26,7 @@ MODES = ("off", "eliminate", "attract")
 
 @dataclass(frozen=True)
 class FalseNegativeOptions:
-    """The options a contrastive method gains (SimCLR): mode, support views per sample, threshold, top-k."""
+    """The options a contrastive method gains (SimCLR, MoCo v2): mode, support views per sample, threshold, top-k."""
 
     false_negatives: str = "off"
     support_views: int = 1
@@ -66,9 +66,22 @@ def false_negative_mask(z1: torch.Tensor, z2: torch.Tensor, support: torch.Tenso
     score = torch.cat([score, score])  # anchors of the second views share their sample's support set
     sample = torch.arange(2 * n, device=rows.device) % n
     own = sample[:, None] == sample[None, :]  # the anchor itself and its positive are never negatives
-    score = score.masked_fill(own, float("-inf"))
-    k = min(top_k, 2 * n - 2)
-    if k <= 0:
-        return torch.zeros(2 * n, 2 * n, dtype=torch.bool, device=rows.device)
-    top = torch.zeros_like(own).scatter_(1, score.topk(k, dim=1).indices, True)
+    return select(score.masked_fill(own, float("-inf")), threshold, top_k)
+
+
+def queue_false_negatives(support: torch.Tensor, queue: torch.Tensor, threshold: float, top_k: int) -> torch.Tensor:
+    """(N, K) bool: entry (n, m) says queue entry m is a false negative of sample n's queries (MoCo's negatives are
+    the queue's keys). ``support`` (N, V, D) the samples' support keys, ``queue`` (K, D)."""
+    support = F.normalize(support.detach().float(), dim=-1)
+    entries = F.normalize(queue.detach().float(), dim=1)
+    return select(torch.einsum("nvd,kd->nvk", support, entries).amax(dim=1), threshold, top_k)
+
+
+def select(score: torch.Tensor, threshold: float, top_k: int) -> torch.Tensor:
+    """bool like ``score`` (anchors, negatives): the ``top_k`` highest of each row that reach ``threshold``
+    (-inf marks what is not a negative)."""
+    k = min(top_k, score.shape[1])
+    top = torch.zeros(score.shape, dtype=torch.bool, device=score.device)
+    if k > 0:
+        top.scatter_(1, score.topk(k, dim=1).indices, True)
     return top & (score >= threshold)

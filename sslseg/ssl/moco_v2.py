@@ -33,6 +33,9 @@ Defaults and why:
 DDP: the queries and keys are gathered, so every process computes the loss of the global batch; the keys entering
 the queue are gathered in rank order (rank r's shard is the r-th slice of the global batch), so every process holds
 the same queue as one process of the global batch, and 2 processes of batch B equal one of batch 2B.
+False negatives (``false_negatives=eliminate|attract``, :mod:`sslseg.ssl.false_negatives`): each sample's support
+views' keys pick the queue entries that show its content; they leave both its queries' softmax or join their
+positives.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from dataclasses import dataclass
 import torch
 
 from sslseg.ssl.base import StepContext
+from sslseg.ssl.false_negatives import FalseNegativeOptions, check_options, queue_false_negatives, support_count
 from sslseg.ssl.heads import projector
 from sslseg.ssl.losses import infonce_queue_loss
 from sslseg.ssl.module import MethodModule
@@ -52,7 +56,7 @@ from sslseg.training.amp import full_precision
 
 
 @dataclass(frozen=True)
-class MoCoV2Options(TwoViewOptions):
+class MoCoV2Options(TwoViewOptions, FalseNegativeOptions):
     temperature: float = 0.2
     momentum: float = 0.99
     queue_size: int = 1024
@@ -61,6 +65,8 @@ class MoCoV2Options(TwoViewOptions):
     proj_norm: str = "none"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+        check_options(self)
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if not 0.0 <= self.momentum <= 1.0:
@@ -77,6 +83,7 @@ class MoCoV2Module(MethodModule):
         self.target_projector = target_copy(self.projector)
         self.queue = FeatureQueue(opts.queue_size, opts.proj_dim)
         self.temperature, self.momentum = opts.temperature, opts.momentum
+        self.opts = opts
         #: The last training forward's local keys (view1, view2), each (B, proj_dim), detached: enqueued (gathered)
         #: by :meth:`after_step`. Not a buffer: a checkpoint is written after ``after_step`` has consumed them.
         self._keys: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -86,13 +93,22 @@ class MoCoV2Module(MethodModule):
         n = batch["view1"].shape[0]
         views = torch.cat([batch["view1"], batch["view2"]])  # (2B, 1, S, S, S)
         q = self.projector(self.backbone(views))
+        support = support_count(self.opts)
         with torch.no_grad():
             k = self.target_projector(self.target_backbone(views))
+            if support:  # the support views' keys, (B, V, D)
+                extra = torch.cat([batch[f"view{3 + v}"] for v in range(support)])
+                support_keys = self.target_projector(self.target_backbone(extra)).reshape(support, n, -1)
         with full_precision(q):
             q1, q2, k1, k2 = (ctx.gather(t.float()) for t in (q[:n], q[n:], k[:n], k[n:]))
             queue = self.queue.features
-            loss = (infonce_queue_loss(q1, k2, queue, self.temperature)
-                    + infonce_queue_loss(q2, k1, queue, self.temperature)) / 2
+            found = None
+            if support:
+                found = queue_false_negatives(ctx.gather(support_keys.transpose(0, 1).float().contiguous()), queue,
+                                              self.opts.fn_threshold, self.opts.fn_top_k)
+            attract = self.opts.false_negatives == "attract"
+            loss = (infonce_queue_loss(q1, k2, queue, self.temperature, found, attract)
+                    + infonce_queue_loss(q2, k1, queue, self.temperature, found, attract)) / 2
         return loss, torch.cat([q1, q2]), (k[:n].detach(), k[n:].detach())
 
     def forward(self, batch: dict, ctx: StepContext):
@@ -121,6 +137,10 @@ class MoCoV2Module(MethodModule):
 class MoCoV2(TwoViewMethod):
     name = "moco-v2"
     Options = MoCoV2Options
+
+    def view_count(self) -> int:
+        """The two views, plus the support views of false-negative cancellation."""
+        return 2 + support_count(self.opts)
 
     def build_model(self, preset):
         return MoCoV2Module(preset, self.opts)

@@ -14,7 +14,8 @@ from sslseg.ssl.losses._float32 import in_float32
 
 
 @in_float32
-def infonce_queue_loss(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
+def infonce_queue_loss(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float,
+                       false_negatives: torch.Tensor | None = None, attract: bool = False) -> torch.Tensor:
     """Cross-entropy of the logits [q.k, q.queue^T] / T with the positive at index 0.
 
     Args:
@@ -22,6 +23,9 @@ def infonce_queue_loss(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, te
         k: (B, D) keys of the same samples (momentum encoder); detached here.
         queue: (K, D) negatives (past keys); detached here. q, k and the queue are L2-normalised here.
         temperature: > 0.
+        false_negatives: optional (B, K) bool (:func:`sslseg.ssl.false_negatives.queue_false_negatives`): queue
+            entries left out of the query's softmax or, with ``attract``, counted as further positives (the term is
+            then the mean of -log softmax over the positive and them).
 
     Returns:
         0-d float32: mean over the B local queries. No gather: MoCo's negatives come from the queue, which the caller
@@ -32,4 +36,13 @@ def infonce_queue_loss(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, te
     queue = F.normalize(queue.detach(), dim=1)
     positive = (q * k).sum(dim=1, keepdim=True)  # (B, 1)
     logits = torch.cat([positive, q @ queue.T], dim=1) / temperature  # (B, 1 + K)
-    return F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
+    if false_negatives is None or not bool(false_negatives.any()):
+        return F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
+    found = F.pad(false_negatives, (1, 0))  # (B, 1 + K): the positive column is never one
+    if not attract:
+        logits = logits.masked_fill(found, float("-inf"))
+        return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()
+    targets = found.clone()
+    targets[:, 0] = True
+    log_p = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    return (-(log_p.masked_fill(~targets, 0.0).sum(dim=1)) / targets.sum(dim=1)).mean()
