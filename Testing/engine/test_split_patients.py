@@ -48,3 +48,20 @@ def test_the_check_can_fail_when_volumes_are_split_one_by_one():
     one_patient = [Entry(e.name, e.sha256, "A") for e in entries]
     train, val = split_volumes(one_patient, 0.5, 0)
     assert len(train) == 6 and val == []  # one patient: nothing can be held out without crossing
+
+
+def test_fine_tuning_holds_out_whole_patients_too():
+    from pathlib import Path
+
+    import numpy as np
+
+    from sslseg.finetune.cases import CachedCase, split_cases
+    from sslseg.labels import LabelTable
+
+    patients = ["A", "A", "A", "B", "B", "C", "D", "D"]
+    cases = [CachedCase(f"case_{i}", "training", Path("x"), Path("y"), np.eye(4), (1, 1, 1), LabelTable(), (0,),
+                        {"label": f"{i:064x}"}, patient) for i, patient in enumerate(patients)]
+    for seed in range(20):
+        train, val = split_cases(cases, 0.25, seed)
+        assert train and val
+        assert not {c.patient for c in train} & {c.patient for c in val}, seed

@@ -53,6 +53,7 @@ class CachedCase:
             with the case's own values.
         affine: (4, 4) voxel-to-RAS of that grid; table: the case's label names (and colours).
         sha256: content hashes of the image and label files (``image``, ``label``).
+        patient: the image's DICOM Patient ID, else "" (validation splits keep a patient's cases together).
     """
 
     name: str
@@ -64,6 +65,7 @@ class CachedCase:
     table: LabelTable
     present: tuple[int, ...]
     sha256: dict
+    patient: str = ""
 
     def image(self) -> np.ndarray:
         return np.load(self.image_path, mmap_mode="r")
@@ -108,6 +110,7 @@ def build_case(case: LabelledCase, key: str, cache_dir: Path, settings: Segmenta
         "labels": [{"value": v, "name": label.name, "color": label.color} for v, label in sorted(table.labels.items())],
         "sha256": {"image": content_sha256(case.image), "label": content_sha256(VolumeSource(case.label))},
         "original_shape": list(image.shape), "settings": settings.to_card(),
+        "patient_id": image.meta.patient_id.strip(),
     }
     write_record(cache_dir / f"{key}.json", record)
 
@@ -121,7 +124,8 @@ def _case_from_record(path: Path, case: LabelledCase) -> CachedCase:
     stem = path.name[: -len(".json")]
     return CachedCase(name=case.name, split=case.split, image_path=path.with_name(f"{stem}.image.npy"),
                       labels_path=path.with_name(f"{stem}.labels.npy"), affine=np.asarray(data["affine"]),
-                      shape=tuple(data["shape"]), table=table, present=tuple(data["present"]), sha256=data["sha256"])
+                      shape=tuple(data["shape"]), table=table, present=tuple(data["present"]), sha256=data["sha256"],
+                      patient=data.get("patient_id", ""))
 
 
 @dataclass
@@ -156,14 +160,15 @@ def cache_cases(cases: list[LabelledCase], cache_dir: Path, settings: Segmentati
 
 
 def split_cases(cases: list[CachedCase], val_fraction: float, seed: int) -> tuple[list, list]:
-    """A datalist's ``validation`` cases if it names any, else ``val_fraction`` held out by a seeded hash."""
+    """A datalist's ``validation`` cases if it names any, else ``val_fraction`` held out by a seeded hash, whole
+    patients at a time (:func:`sslseg.data.split.split_volumes`)."""
     named = [c for c in cases if c.split == "validation"]
     if named:
         return [c for c in cases if c.split != "validation"], named
 
-    class _Keyed:  # split_volumes ranks by name and content hash
+    class _Keyed:  # split_volumes ranks by name and content hash, and groups by patient
         def __init__(self, case):
-            self.case, self.name, self.sha256 = case, case.name, case.sha256["label"]
+            self.case, self.name, self.sha256, self.patient = case, case.name, case.sha256["label"], case.patient
 
     train, val = split_volumes([_Keyed(c) for c in cases], val_fraction, seed)
     return [k.case for k in train], [k.case for k in val]
