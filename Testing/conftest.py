@@ -12,6 +12,11 @@ sys.path.insert(0, str(TESTING))
 # test runs, in this process and in the worker processes it starts, resolves `auto` to float32. The bf16 path has its
 # own tests, which ask for it by name (Testing/engine/test_precision_parity.py).
 os.environ["SSLSEG_AMP"] = "off"
+# As every sslseg process does (sslseg/openmp_policy.py), before torch loads: spinning OpenMP threads made one
+# fine-tuning test take ~15 minutes instead of seconds while another torch process ran beside the suite.
+from sslseg.openmp_policy import prefer_passive_waits  # noqa: E402
+
+prefer_passive_waits()
 
 
 def pytest_report_header(config):
