@@ -43,11 +43,10 @@ def contrastive_loss(a: torch.Tensor, b: torch.Tensor, temperature: float, false
     logits = logits.masked_fill(self_mask, float("-inf"))
     positive_index = torch.cat([torch.arange(batch, 2 * batch), torch.arange(0, batch)]).to(a.device)
     positives = logits[torch.arange(2 * batch, device=a.device), positive_index]  # (2B,)
-    if false_negatives is None or not bool(false_negatives.any()):
-        return (torch.logsumexp(logits, dim=1) - positives).mean()
-    if not attract:
-        logits = logits.masked_fill(false_negatives, float("-inf"))
-        return (torch.logsumexp(logits, dim=1) - positives).mean()
-    found = false_negatives.float()
-    attracted = (positives + logits.masked_fill(~false_negatives, 0.0).sum(dim=1)) / (1 + found.sum(dim=1))
-    return (torch.logsumexp(logits, dim=1) - attracted).mean()
+    if false_negatives is not None:  # an all-False mask changes nothing (and costs no device sync to check)
+        if attract:
+            positives = ((positives + logits.masked_fill(~false_negatives, 0.0).sum(dim=1))
+                         / (1 + false_negatives.sum(dim=1)))
+        else:
+            logits = logits.masked_fill(false_negatives, float("-inf"))
+    return (torch.logsumexp(logits, dim=1) - positives).mean()

@@ -50,6 +50,15 @@ def support_count(opts: FalseNegativeOptions) -> int:
     return 0 if opts.false_negatives == "off" else opts.support_views
 
 
+def support_projections(network, batch: dict, count: int) -> torch.Tensor:
+    """(B, V, D): ``network`` ((n, 1, S, S, S) -> (n, D)) of each sample's V = ``count`` support views ``view3`` ...,
+    in one pass and without gradient."""
+    n = batch["view1"].shape[0]
+    with torch.no_grad():
+        views = torch.cat([batch[f"view{3 + v}"] for v in range(count)])  # (V B, 1, S, S, S), view-major
+        return network(views).reshape(count, n, -1).transpose(0, 1)
+
+
 def false_negative_mask(z1: torch.Tensor, z2: torch.Tensor, support: torch.Tensor, threshold: float,
                         top_k: int) -> torch.Tensor:
     """(2N, 2N) bool: entry (i, j) says row j is a false negative of anchor i.

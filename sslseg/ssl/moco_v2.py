@@ -45,7 +45,8 @@ from dataclasses import dataclass
 import torch
 
 from sslseg.ssl.base import StepContext
-from sslseg.ssl.false_negatives import FalseNegativeOptions, check_options, queue_false_negatives, support_count
+from sslseg.ssl.false_negatives import (FalseNegativeOptions, check_options, queue_false_negatives, support_count,
+                                        support_projections)
 from sslseg.ssl.heads import projector
 from sslseg.ssl.losses import infonce_queue_loss
 from sslseg.ssl.module import MethodModule
@@ -93,18 +94,17 @@ class MoCoV2Module(MethodModule):
         n = batch["view1"].shape[0]
         views = torch.cat([batch["view1"], batch["view2"]])  # (2B, 1, S, S, S)
         q = self.projector(self.backbone(views))
-        support = support_count(self.opts)
         with torch.no_grad():
             k = self.target_projector(self.target_backbone(views))
-            if support:  # the support views' keys, (B, V, D)
-                extra = torch.cat([batch[f"view{3 + v}"] for v in range(support)])
-                support_keys = self.target_projector(self.target_backbone(extra)).reshape(support, n, -1)
+        count = support_count(self.opts)
+        support_keys = support_projections(lambda v: self.target_projector(self.target_backbone(v)), batch,
+                                           count) if count else None  # (B, V, D)
         with full_precision(q):
             q1, q2, k1, k2 = (ctx.gather(t.float()) for t in (q[:n], q[n:], k[:n], k[n:]))
             queue = self.queue.features
             found = None
-            if support:
-                found = queue_false_negatives(ctx.gather(support_keys.transpose(0, 1).float().contiguous()), queue,
+            if support_keys is not None:
+                found = queue_false_negatives(ctx.gather(support_keys.float().contiguous()), queue,
                                               self.opts.fn_threshold, self.opts.fn_top_k)
             attract = self.opts.false_negatives == "attract"
             loss = (infonce_queue_loss(q1, k2, queue, self.temperature, found, attract)

@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 
 from sslseg.ssl.base import StepContext
+from sslseg.ssl.byol import symmetric_byol_loss
 from sslseg.ssl.heads import predictor, projector
 from sslseg.ssl.momentum import cosine_momentum, target_copy, update_momentum
-from sslseg.ssl.byol import symmetric_byol_loss
 from sslseg.ssl.momentum_pair import MomentumPairModule, MomentumPairOptions
 from sslseg.ssl.token_matching import match, sample
 from sslseg.ssl.two_view_method import TwoViewMethod, patch_edge

@@ -47,9 +47,13 @@ def cell_layout(region_edge: int) -> tuple[int, int]:
     return cube, cube // 4
 
 
-def cube_start(cell: tuple[int, int, int], cube: int, gap: int, jitter: np.ndarray) -> np.ndarray:
-    """Corner (3,) of the cube in grid cell ``cell`` (each 0..2): the cell's centre position, moved by ``jitter``."""
-    return np.asarray(cell) * (cube + gap) + gap // 2 + jitter
+def cut_cube(region: np.ndarray, cell: tuple[int, ...], cube: int, gap: int, random_state) -> np.ndarray:
+    """The cube (C, c, c, c) of grid cell ``cell`` of ``region`` (C, R, R, R), cells of edge c + g: the cell's centred
+    cube moved by a jitter of up to g / 2 voxels per axis (drawn here, one per axis). Rubik's cube cuts its 2x2x2
+    grid the same way."""
+    jitter = np.array([random_state.randint(-(gap // 2), gap // 2 + 1) for _ in range(3)])
+    x, y, z = np.asarray(cell) * (cube + gap) + gap // 2 + jitter
+    return region[:, x:x + cube, y:y + cube, z:z + cube]
 
 
 @dataclass(frozen=True)
@@ -86,11 +90,8 @@ class RelativePosition(SSLMethod):
         cube, gap = cell_layout(region.shape[-1])
         label = int(random_state.randint(len(OFFSETS)))
         cells = {"centre": (1, 1, 1), "neighbour": tuple(1 + o for o in OFFSETS[label])}
-        views = {}
-        for name, cell in cells.items():
-            jitter = np.array([random_state.randint(-(gap // 2), gap // 2 + 1) for _ in range(3)])
-            x, y, z = cube_start(cell, cube, gap, jitter)
-            views[name] = torch.from_numpy(np.ascontiguousarray(region[:, x:x + cube, y:y + cube, z:z + cube]))
+        views = {name: torch.from_numpy(np.ascontiguousarray(cut_cube(region, cell, cube, gap, random_state)))
+                 for name, cell in cells.items()}
         return {**views, "position": torch.tensor(label, dtype=torch.long)}
 
     def build_model(self, preset):

@@ -43,6 +43,7 @@ from sslseg.ssl.heads import MLPHead
 from sslseg.ssl.module import MethodModule
 from sslseg.ssl.permutation_set import maximal_hamming_set
 from sslseg.ssl.pretext_loss import classification_loss
+from sslseg.ssl.relative_position import cube_edge, cut_cube
 from sslseg.ssl.two_view_method import token_multiple
 
 #: The 2x2x2 cells in slot order (C order: the last axis fastest).
@@ -63,12 +64,7 @@ def permutations(size: int) -> np.ndarray:
 def cut_cubes(region: np.ndarray, random_state) -> np.ndarray:
     """The 8 cubes (8, C, c, c, c) of ``region`` (C, R, R, R) in cell order, each jittered inside its cell."""
     cube, gap = cube_layout(region.shape[-1])
-    cubes = []
-    for cell in CELLS:
-        jitter = np.array([random_state.randint(-(gap // 2), gap // 2 + 1) for _ in range(3)])
-        x, y, z = np.asarray(cell) * (cube + gap) + gap // 2 + jitter
-        cubes.append(region[:, x:x + cube, y:y + cube, z:z + cube])
-    return np.stack(cubes)
+    return np.stack([cut_cube(region, cell, cube, gap, random_state) for cell in CELLS])
 
 
 def scramble(cubes: np.ndarray, permutation: np.ndarray, rotations: np.ndarray) -> np.ndarray:
@@ -135,7 +131,7 @@ class RubiksCube(SSLMethod):
     Options = RubiksCubeOptions
 
     def region_size(self, patch_size: int) -> int:
-        cube = token_multiple(patch_size / 2)
+        cube = cube_edge(patch_size)
         return 2 * (cube + cube // 4)
 
     def make_views(self, region, random_state) -> dict:

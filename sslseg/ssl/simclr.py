@@ -24,7 +24,8 @@ import torch
 
 from sslseg.ssl.base import StepContext
 from sslseg.ssl.contrastive import contrastive_loss
-from sslseg.ssl.false_negatives import FalseNegativeOptions, check_options, false_negative_mask, support_count
+from sslseg.ssl.false_negatives import (FalseNegativeOptions, check_options, false_negative_mask, support_count,
+                                        support_projections)
 from sslseg.ssl.projected_pair import ProjectedPairModule, ProjectedPairOptions
 from sslseg.ssl.two_view_method import TwoViewMethod
 from sslseg.training.amp import full_precision
@@ -56,10 +57,7 @@ class SimCLRModule(ProjectedPairModule):
         count = support_count(self.opts)
         if not count:
             return None
-        n = batch["view1"].shape[0]
-        with torch.no_grad():
-            views = torch.cat([batch[f"view{3 + v}"] for v in range(count)])  # (V B, 1, S, S, S), view-major
-            return self.projector(self.backbone(views)).reshape(count, n, -1).transpose(0, 1)
+        return support_projections(lambda views: self.projector(self.backbone(views)), batch, count)
 
     def forward(self, batch: dict, ctx: StepContext):
         z1, z2 = self.projections(batch)

@@ -36,13 +36,13 @@ def infonce_queue_loss(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, te
     queue = F.normalize(queue.detach(), dim=1)
     positive = (q * k).sum(dim=1, keepdim=True)  # (B, 1)
     logits = torch.cat([positive, q @ queue.T], dim=1) / temperature  # (B, 1 + K)
-    if false_negatives is None or not bool(false_negatives.any()):
+    if false_negatives is None:
         return F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
-    found = F.pad(false_negatives, (1, 0))  # (B, 1 + K): the positive column is never one
-    if not attract:
-        logits = logits.masked_fill(found, float("-inf"))
-        return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()
-    targets = found.clone()
-    targets[:, 0] = True
-    log_p = logits - torch.logsumexp(logits, dim=1, keepdim=True)
-    return (-(log_p.masked_fill(~targets, 0.0).sum(dim=1)) / targets.sum(dim=1)).mean()
+    # the same per-row form as contrastive_loss's; an all-False mask gives plain InfoNCE
+    positives, negatives = logits[:, 0], logits[:, 1:]
+    if attract:
+        attracted = negatives.masked_fill(~false_negatives, 0.0).sum(dim=1)
+        positives = (positives + attracted) / (1 + false_negatives.sum(dim=1))
+    else:
+        logits = torch.cat([logits[:, :1], negatives.masked_fill(false_negatives, float("-inf"))], dim=1)
+    return (torch.logsumexp(logits, dim=1) - positives).mean()
