@@ -18,6 +18,8 @@ def write_series(
     name_prefix: str = "img",
     skip: tuple[int, ...] = (),
     modality: str = "CT",
+    patient: str = "PATIENT-7",
+    frame_uid: str = "1.2.826.0.1.3680043.2.1125.9",
 ) -> list[Path]:
     """One file per slice k (slice positions along the row x column normal, in LPS mm).
 
@@ -36,7 +38,8 @@ def write_series(
         image.SetSpacing(spacing)
         tags = {
             "0008|0060": modality,
-            "0010|0020": "PATIENT-7",
+            "0010|0020": patient,
+            "0020|0052": frame_uid,
             "0020|000d": "1.2.826.0.1.3680043.2.1125.1",
             "0020|000e": series_uid,
             "0020|0013": str(k + 1),

@@ -25,6 +25,9 @@ class VolumeMeta:
     series_uid: str = ""
     patient_id: str = ""
     description: str = ""
+    study_uid: str = ""
+    #: DICOM Frame of Reference UID: series that share it share one patient coordinate system (MedAug's partners).
+    frame_of_reference: str = ""
     extra: dict = field(default_factory=dict)
 
 

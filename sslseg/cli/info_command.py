@@ -115,7 +115,8 @@ def _describe(volume: Volume, title: str, table: LabelTable | None = None) -> st
     meta = volume.meta
     lines = [title, f"  grid: {volume.grid_description()}", f"  type: {volume.array.dtype}"]
     details = [f"modality {meta.modality}" if meta.modality else "", f"patient {meta.patient_id}" if meta.patient_id else "",
-               f"series {meta.series_uid}" if meta.series_uid else "", meta.description]
+               f"series {meta.series_uid}" if meta.series_uid else "",
+               f"frame of reference {meta.frame_of_reference}" if meta.frame_of_reference else "", meta.description]
     if any(details):
         lines.append("  " + ", ".join(d for d in details if d))
     if table is not None:

@@ -50,6 +50,10 @@ class CacheEntry:
         sha256: content hash of the source (see :mod:`sslseg.data.fingerprint`).
         patient: the DICOM Patient ID (0010,0020) when the source has one, else "" (entries cached before it was
             recorded have "" until rebuilt); validation splits keep a patient's volumes together.
+        study: the DICOM Study Instance UID, else "".
+        frame: the DICOM Frame of Reference UID, else "": volumes of one patient that share it lie in one coordinate
+            system, so one RAS point is one place in each (patient-aware positives, :mod:`sslseg.data.partners`).
+        A folder's ``patients.csv`` sets these three for files without DICOM tags (:mod:`sslseg.io.patients_csv`).
     """
 
     name: str
@@ -61,6 +65,8 @@ class CacheEntry:
     series_uid: str | None
     sha256: str
     patient: str = ""
+    study: str = ""
+    frame: str = ""
 
     def open(self) -> np.ndarray:
         """The voxels as a read-only memory map, (I, J, K) float16."""
@@ -92,7 +98,8 @@ def _entry_from_json(path: Path) -> CacheEntry:
     data = json.loads(path.read_text(encoding="utf-8"))
     return CacheEntry(name=data["name"], array_path=path.with_suffix(".npy"), affine=np.asarray(data["affine"]),
                       shape=tuple(data["shape"]), modality=data["modality"], source=data["source"],
-                      series_uid=data["series_uid"], sha256=data["sha256"], patient=data.get("patient_id", ""))
+                      series_uid=data["series_uid"], sha256=data["sha256"], patient=data.get("patient_id", ""),
+                      study=data.get("study_uid", ""), frame=data.get("frame_of_reference", ""))
 
 
 def build_entry(source: VolumeSource, key: str, cache_dir: Path, settings: PreprocessSettings) -> CacheEntry:
@@ -107,6 +114,7 @@ def build_entry(source: VolumeSource, key: str, cache_dir: Path, settings: Prepr
         "sha256": content_sha256(source), "original_shape": list(volume.shape),
         "original_spacing": volume.spacing.tolist(), "signature": source_signature(source),
         "settings": settings.to_dict(), "patient_id": volume.meta.patient_id.strip(),
+        "study_uid": volume.meta.study_uid.strip(), "frame_of_reference": volume.meta.frame_of_reference.strip(),
     }
     write_record(cache_dir / f"{key}.json", record)
     return _entry_from_json(cache_dir / f"{key}.json")

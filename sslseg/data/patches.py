@@ -33,10 +33,21 @@ def crop_patch(array: np.ndarray, affine: np.ndarray, size: int, rng: np.random.
 
 def crop_window(array: np.ndarray, affine: np.ndarray, size: int, starts: np.ndarray, pads: np.ndarray):
     """The patch at ``starts`` with ``pads`` (from :func:`patch_window`): (float32 (1, S, S, S), (4, 4) affine)."""
-    stops = np.minimum(starts + size, array.shape)
-    region = np.asarray(array[tuple(slice(a, b) for a, b in zip(starts, stops))], dtype=np.float32)
-    patch = np.zeros((1, size, size, size), dtype=np.float32)
-    patch[(0, *(slice(p, p + n) for p, n in zip(pads, region.shape)))] = region
-    shifted = np.array(affine, dtype=np.float64)
-    shifted[:3, 3] = affine[:3, :3] @ (starts - pads).astype(np.float64) + affine[:3, 3]
+    patch, shifted, _ = crop_cube(array, affine, size, np.asarray(starts) - np.asarray(pads))
     return patch, shifted
+
+
+def crop_cube(array: np.ndarray, affine: np.ndarray, size: int, corner: np.ndarray):
+    """The S-voxel cube whose first voxel is ``corner`` (integer (I, J, K), anywhere, even outside the volume):
+    (float32 (1, S, S, S), zero outside the volume; its (4, 4) voxel-to-RAS; the share of its voxels inside)."""
+    corner = np.asarray(corner, dtype=np.int64)
+    low = np.clip(corner, 0, array.shape)
+    high = np.clip(corner + size, 0, array.shape)
+    patch = np.zeros((1, size, size, size), dtype=np.float32)
+    inside = float(np.prod(high - low)) / size ** 3
+    if inside > 0:
+        patch[(0, *(slice(a - c, b - c) for a, b, c in zip(low, high, corner)))] = np.asarray(
+            array[tuple(slice(a, b) for a, b in zip(low, high))], dtype=np.float32)
+    shifted = np.array(affine, dtype=np.float64)
+    shifted[:3, 3] = affine[:3, :3] @ corner.astype(np.float64) + affine[:3, 3]
+    return patch, shifted, inside

@@ -125,7 +125,7 @@ def _case_from_record(path: Path, case: LabelledCase) -> CachedCase:
     return CachedCase(name=case.name, split=case.split, image_path=path.with_name(f"{stem}.image.npy"),
                       labels_path=path.with_name(f"{stem}.labels.npy"), affine=np.asarray(data["affine"]),
                       shape=tuple(data["shape"]), table=table, present=tuple(data["present"]), sha256=data["sha256"],
-                      patient=data.get("patient_id", ""))
+                      patient=case.patient or data.get("patient_id", ""))
 
 
 @dataclass

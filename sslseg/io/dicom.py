@@ -11,7 +11,8 @@ from sslseg.errors import VolumeReadError
 from sslseg.volume import VolumeMeta
 
 #: DICOM tags we keep, as SimpleITK names them.
-TAGS = {"modality": "0008|0060", "series_uid": "0020|000e", "patient_id": "0010|0020", "description": "0008|103e"}
+TAGS = {"modality": "0008|0060", "series_uid": "0020|000e", "patient_id": "0010|0020", "description": "0008|103e",
+        "study_uid": "0020|000d", "frame_of_reference": "0020|0052"}
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from sslseg.io.label_paths import LABEL_STEMS, LABEL_SUFFIXES, is_label_path
 from sslseg.io.label_table_io import find_label_table
 from sslseg.io.scan import ScanResult, VolumeSource, scan_folder
 from sslseg.io.label_map_io import read_label_map
+from sslseg.io.patients_csv import with_patients
 from sslseg.labels import LabelTable
 from sslseg.volume import Volume, display_name
 
@@ -42,6 +43,7 @@ class LabelledCase:
     label: Path
     split: str = "training"
     table_file: Path | None = None  # label names, unless the label file carries its own (.seg.nrrd)
+    patient: str = ""  # a datalist's "patient" or the folder's patients.csv; else the image's DICOM Patient ID
 
 
 def find_labelled_cases(path: str | Path, scanned: ScanResult | None = None) -> tuple[list[LabelledCase],
@@ -58,8 +60,10 @@ def find_labelled_cases(path: str | Path, scanned: ScanResult | None = None) -> 
     if not path.is_dir():
         raise SSLSegError(f"{path} is neither a folder nor a datalist JSON", "point to a labelled folder")
     if (path / "imagesTr").is_dir() and (path / "labelsTr").is_dir():
-        return _from_decathlon(path)
-    return _from_scan(path, scanned)
+        cases, unlabelled = _from_decathlon(path)
+    else:
+        cases, unlabelled = _from_scan(path, scanned)
+    return with_patients(cases, path, path_of=lambda case: case.image.path), unlabelled
 
 
 def load_case(case: LabelledCase) -> tuple[Volume, Volume, LabelTable]:
@@ -92,7 +96,8 @@ def _from_datalist(path: Path) -> list[LabelledCase]:
             for file in (image, label):
                 if not file.exists():
                     raise SSLSegError(f"{path} lists {file}, which does not exist", "fix the datalist")
-            cases.append(LabelledCase(display_name(image), VolumeSource(image), label, split, table_file))
+            cases.append(LabelledCase(display_name(image), VolumeSource(image), label, split, table_file,
+                                      str(entry.get("patient", "")).strip()))
     if not cases:
         raise SSLSegError(f"{path} lists no image-label pairs", 'expected {"training": [{"image": ..., "label": ...}]}')
     _refuse_files_in_both_splits(cases, path)

@@ -26,6 +26,8 @@ from sslseg.data.dataset import PatchViewsDataset
 from sslseg.data.loader import default_workers, make_loader
 from sslseg.data.preprocess import PreprocessSettings
 from sslseg.data.sampler import EpochBatches, ShardedItems
+from sslseg.data.partners import count_with_partners
+from sslseg.io.patients_csv import with_patients
 from sslseg.data.split import split_volumes
 from sslseg.errors import SSLSegError
 from sslseg.io.scan import find_volumes
@@ -40,7 +42,7 @@ from sslseg.training import distributed
 from sslseg.training.amp import Precision, resolve_amp
 from sslseg.training.checkpoint import save_checkpoint
 from sslseg.training.compute import describe_compute
-from sslseg.training.loop import LoopConfig, TrainParts, TrainState, planned_epochs, planned_steps
+from sslseg.training.loop import LoopConfig, TrainParts, TrainState, emit_warning, planned_epochs, planned_steps
 from sslseg.training.plots import plot_loss_curve
 from sslseg.training.seeding import seed_everything
 from sslseg.training.session import (Session, SessionOptions, checkpoint_content, report_done, restore_checkpoint,
@@ -78,6 +80,7 @@ def load_data(config: PretrainConfig, out: Path, workers: int, dist) -> Data:
     entries, failures = build_cache(sources, cache_dir, preprocess_settings(config), workers=workers,
                                     rank=dist.rank, world_size=dist.world_size,
                                     barrier=lambda: distributed.barrier(dist))
+    entries = with_patients(entries, config.data_dir)
     train_entries, val_entries = split_volumes(entries, config.val_fraction, config.seed)
     if config.val_fraction > 0 and not val_entries and dist.is_main:
         log.warning("only one volume%s: no validation",
@@ -174,10 +177,27 @@ def _run(config: PretrainConfig, session: Session) -> dict:
              "global_batch": sampler.global_batch, "patch_size": preset.img_size}
     if reduction:
         start["reduce"] = reduction
+    if method.patient_positive_share() > 0:
+        start["patient_partners"] = _report_partners(data.train, session, dist)
     # a stop at an epoch end keeps that epoch's checkpoint, whose plot may have been skipped
     state = train_reporting(session, parts, state, loop_config, start, preset.img_size, config.batch_size,
                             on_stop=outputs.plot)
     return report_done(session, {**outputs.finish(state, model), "compute": compute})
+
+
+def _report_partners(entries, session: Session, dist) -> int:
+    """How many training volumes have a partner scan for patient-aware positives; a warning when none has."""
+    count = count_with_partners(entries)
+    if not count and dist.is_main:
+        record = {"stage": "pretrain", "epoch": 0, "step": 0,
+                  "message": "patient_positives is set, but no training volume has another scan of its patient in "
+                             "its frame of reference: every positive pair comes from one scan",
+                  "hint": "DICOM series need Patient ID and Frame of Reference UID; for other files write "
+                          "patients.csv (file,patient,study,frame) in the data folder; a cache made before "
+                          "sslseg recorded frames needs deleting once"}
+        log.warning("%s (%s)", record["message"], record["hint"])
+        emit_warning(session.events, session.stats, record)
+    return count
 
 
 def make_method(config: PretrainConfig):

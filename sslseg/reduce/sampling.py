@@ -69,9 +69,12 @@ class KeptSlicePatches(PatchViewsDataset):
     def __len__(self) -> int:
         return len(self.volume_of)
 
+    def volume_index(self, index: int) -> int:
+        return int(self.volume_of[index])
+
     def patch(self, epoch: int, index: int):
         crop_seed, view_seed = np.random.SeedSequence([self.seed, self.stream, epoch, index]).generate_state(2)
-        volume = int(self.volume_of[index])
+        volume = self.volume_index(index)
         array, rng = self._array(volume), np.random.default_rng(crop_seed)
         size = self.region_size  # the patch, or the larger region the method asks for
         starts, pads = patch_window(array.shape, size, rng)

@@ -107,6 +107,12 @@ class SSLMethod:
         """Views of one region for training. ``region``: numpy (1, R, R, R) float32. Returns name -> tensor."""
         raise NotImplementedError
 
+    def patient_positive_share(self) -> float:
+        """The share of samples whose second view comes from a partner scan of the same patient
+        (:mod:`sslseg.data.partners`); when > 0 the data set passes ``partner=`` (a region, or None) to
+        :meth:`make_views`."""
+        return 0.0
+
     def preview_images(self, views: dict) -> dict:
         """name -> (S, S, S) array of each image view, for ``sslseg preview-views`` (default: every 4-D view)."""
         import numpy as np

@@ -33,7 +33,7 @@ from sslseg.ssl.heads import predictor, projector
 from sslseg.ssl.momentum import cosine_momentum, target_copy, update_momentum
 from sslseg.ssl.momentum_pair import MomentumPairModule, MomentumPairOptions
 from sslseg.ssl.token_matching import match, sample
-from sslseg.ssl.two_view_method import TwoViewMethod, patch_edge
+from sslseg.ssl.two_view_method import TwoViewMethod, patch_edge, second_region
 from sslseg.ssl.views3d import cropped_view
 
 
@@ -108,11 +108,14 @@ class PGL(TwoViewMethod):
     name = "pgl"
     Options = PGLOptions
 
-    def make_views(self, region, random_state) -> dict:
+    def make_views(self, region, random_state, partner=None) -> dict:
+        """Two views and their crop boxes; the second from ``partner`` when given (the same place, so the boxes
+        still match tokens)."""
         size = patch_edge(region.shape[-1], self.opts.region_scale)
         views = {}
         for i in (1, 2):
-            view, box = cropped_view(region, random_state, size, scale=(self.opts.min_crop_volume, 1.0))
+            view, box = cropped_view(second_region(region, partner, i - 1), random_state, size,
+                                     scale=(self.opts.min_crop_volume, 1.0))
             views[f"view{i}"], views[f"box{i}"] = torch.from_numpy(view), torch.from_numpy(box)
         return views
 

@@ -35,6 +35,9 @@ class TwoViewOptions:
     flip_axes: tuple[int, ...] = ()
     #: Each view rotated by a random multiple of 90 degrees in the axial plane; off by default, as flips.
     rotate90: bool = False
+    #: Patient-aware positives (MedAug, :mod:`sslseg.data.partners`): the share of samples whose second view is cut
+    #: from another scan of the same patient, at the same RAS place (only volumes with such a partner; 0 = off).
+    patient_positives: float = 0.0
 
     def __post_init__(self) -> None:
         if any(axis not in (0, 1, 2) for axis in self.flip_axes):
@@ -43,6 +46,8 @@ class TwoViewOptions:
             raise ValueError(f"region_scale must be >= 1 (the region holds the patch), got {self.region_scale}")
         if not 0.0 < self.min_crop_volume <= 1.0:
             raise ValueError(f"min_crop_volume must be in (0, 1], got {self.min_crop_volume}")
+        if not 0.0 <= self.patient_positives <= 1.0:
+            raise ValueError(f"patient_positives is a share in [0, 1], got {self.patient_positives}")
 
 
 def token_multiple(edge: float) -> int:
@@ -60,11 +65,19 @@ def patch_edge(region: int, region_scale: float) -> int:
     return token_multiple(region / region_scale)
 
 
+def second_region(region: np.ndarray, partner: np.ndarray | None, view: int) -> np.ndarray:
+    """The region view number ``view`` (0-based) is cut from: the partner's for the second view when there is one."""
+    return partner if view == 1 and partner is not None else region
+
+
 class TwoViewMethod(SSLMethod):
     """An :class:`SSLMethod` whose views are ``view1`` and ``view2`` (or more), each float32 (1, S, S, S) in 0..1."""
 
     def region_size(self, patch_size: int) -> int:
         return region_edge(patch_size, self.opts.region_scale)
+
+    def patient_positive_share(self) -> float:
+        return self.opts.patient_positives
 
     def view(self, region: np.ndarray, random_state):
         """One view (torch float32 (1, S, S, S)) of ``region`` (numpy (1, R, R, R))."""
@@ -80,6 +93,8 @@ class TwoViewMethod(SSLMethod):
         """How many views of a region a sample holds (2; W-MSE may use more)."""
         return 2
 
-    def make_views(self, region, random_state) -> dict:
-        """``view1`` .. ``view{k}``, k = :meth:`view_count`, drawn in that order (the first two do not depend on k)."""
-        return {f"view{i + 1}": self.view(region, random_state) for i in range(self.view_count())}
+    def make_views(self, region, random_state, partner=None) -> dict:
+        """``view1`` .. ``view{k}``, k = :meth:`view_count`, drawn in that order (the first two do not depend on k);
+        ``view2`` from ``partner`` (a partner scan's region at the same place, (1, R, R, R)) when one is given."""
+        return {f"view{i + 1}": self.view(second_region(region, partner, i), random_state)
+                for i in range(self.view_count())}

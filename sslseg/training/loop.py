@@ -260,7 +260,12 @@ def _report_step(parts, state, total, loss, loss_parts, timer, config, events, s
 def _report_warning(state, warning, config, events, stats) -> None:
     """A ``warning`` event (and the warning in ``train_stats.json``) from a step's ``LossOutput.warning``."""
     message, hint = warning
-    record = {"stage": config.stage, "epoch": state.epoch + 1, "step": state.step, "message": message, "hint": hint}
+    emit_warning(events, stats, {"stage": config.stage, "epoch": state.epoch + 1, "step": state.step,
+                                 "message": message, "hint": hint})
+
+
+def emit_warning(events, stats, record: dict) -> None:
+    """A ``warning`` event, also kept in ``train_stats.json``'s ``warnings``."""
     events.emit("warning", **record)
     stats.update(force=True, warnings=[*stats.data.get("warnings", []), record])
 
