@@ -26,6 +26,9 @@ from benchmarks.result import BenchResult
 PATCH = 96
 BATCH = 2
 TIMED_STEPS = {"tiny": 3, "vit-b": 2}
+#: Options of a method that change its step (rows beside the table's methods): name -> (method, options).
+OPTION_ROWS = {"simclr + false_negatives=eliminate (1 support view)": ("simclr", {"false_negatives": "eliminate"}),
+               "moco-v2 + false_negatives=eliminate (1 support view)": ("moco-v2", {"false_negatives": "eliminate"})}
 #: Without it, OpenMP threads spin while waiting and on a shared 2-core machine the figures measure the neighbours.
 OMP_PASSIVE = {"OMP_WAIT_POLICY": "PASSIVE"}
 
@@ -36,8 +39,9 @@ def run() -> BenchResult:
     result = BenchResult(f"Pretraining methods: one step, batch {BATCH}, {PATCH}^3 ({_device_words()})",
                          ["method", "tiny samples/s", "tiny vs SimCLR", "tiny peak memory GiB",
                           "vit-b samples/s", "vit-b vs SimCLR", "vit-b peak memory GiB"])
-    measured = {(name, preset): _child(name, preset) for name in METHODS for preset in TIMED_STEPS}
-    for name in METHODS:
+    rows = {**{name: (name, {}) for name in METHODS}, **OPTION_ROWS}
+    measured = {(name, preset): _child(*rows[name], preset) for name in rows for preset in TIMED_STEPS}
+    for name in rows:
         row = [name]
         for preset in TIMED_STEPS:
             mine, simclr = measured[(name, preset)], measured[("simclr", preset)]
@@ -63,15 +67,15 @@ def _device_words() -> str:
     return f"CPU class {cpu_class()}, {torch.get_num_threads()} threads, float32"
 
 
-def _child(name: str, preset: str) -> dict:
-    print(f"  {name}, {preset}", flush=True)
-    output = subprocess.run([sys.executable, "-m", "benchmarks.bench_methods", name, preset], capture_output=True,
-                            text=True, env={**os.environ, **OMP_PASSIVE}, check=True)
+def _child(name: str, options: dict, preset: str) -> dict:
+    print(f"  {name} {options or ''}, {preset}", flush=True)
+    output = subprocess.run([sys.executable, "-m", "benchmarks.bench_methods", name, preset, json.dumps(options)],
+                            capture_output=True, text=True, env={**os.environ, **OMP_PASSIVE}, check=True)
     return json.loads(output.stdout.strip().splitlines()[-1])
 
 
-def measure(name: str, preset_name: str) -> dict:
-    """One method's step time and peak memory in this process."""
+def measure(name: str, preset_name: str, options: dict | None = None) -> dict:
+    """One method's (with ``options``) step time and peak memory in this process."""
     import numpy as np
     import torch
 
@@ -81,7 +85,7 @@ def measure(name: str, preset_name: str) -> dict:
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     precision = Precision(resolve_amp("auto" if device.type == "cuda" else "off", device), device.type)
-    method = create_method(name)
+    method = create_method(name, **(options or {}))
     size = method.region_size(PATCH)
     region = np.random.default_rng(0).random((1, size, size, size), dtype=np.float32)
     samples = [method.make_views(region, np.random.RandomState(seed)) for seed in range(BATCH)]
@@ -110,4 +114,4 @@ def measure(name: str, preset_name: str) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure(sys.argv[1], sys.argv[2])))
+    print(json.dumps(measure(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]) if len(sys.argv) > 3 else None)))

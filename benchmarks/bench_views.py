@@ -62,11 +62,11 @@ def run() -> BenchResult:
             scores = []
             for seed in SEEDS:
                 print(f"  {name}, seed {seed}", flush=True)
-                encoder, loss = _encoder(folder, name, options, seed)
+                encoder, loss = pretrained_encoder(folder, name, options, seed)
                 scores.append((*knn_scores(encoder, patches), loss))
             accuracy, side, liver_spleen, losses = zip(*scores)
-            result.rows.append([name, _spread(accuracy), _spread(side), _spread(liver_spleen),
-                                "-" if options is None else _spread(losses)])
+            result.rows.append([name, spread(accuracy), spread(side), spread(liver_spleen),
+                                "-" if options is None else spread(losses)])
     result.notes += [
         f"{len(SEEDS)} seeds (min..max after the mean); each seed pretrains from its own initial weights, the probe "
         "patches are the same for every row.",
@@ -107,24 +107,35 @@ def probe_patches(labelled: Path) -> list[tuple[int, str, np.ndarray]]:
 def knn_scores(encoder, patches) -> tuple[float, float, float]:
     """(accuracy, share of kidney patches labelled as the other kidney, share of liver/spleen patches labelled as the
     other of the two) of a leave-one-case-out cosine kNN on the encoder's pooled features."""
+    features = pooled_features(encoder, patches)
+    organs = np.array([o for _, o, _ in patches])
+    predicted = knn_labels(features, patches, features, patches)
+    return (float(np.mean(predicted == organs)), _swapped(organs, predicted, "right_kidney", "left_kidney"),
+            _swapped(organs, predicted, "liver", "spleen"))
+
+
+def pooled_features(encoder, patches):
+    """(N, hidden) L2-normalised mean-pooled features of ``patches`` (``(case, organ, patch)``)."""
     import torch
 
     with torch.no_grad():
         features = torch.cat([encoder(torch.from_numpy(np.stack([p for _, _, p in patches[s:s + 16]])))
                               for s in range(0, len(patches), 16)])
-    features = torch.nn.functional.normalize(features, dim=1)
-    cases = np.array([c for c, _, _ in patches])
-    organs = np.array([o for _, o, _ in patches])
+    return torch.nn.functional.normalize(features, dim=1)
+
+
+def knn_labels(reference_features, reference, query_features, queries) -> np.ndarray:
+    """The organ each query patch gets from its K most similar reference patches of *other* cases (majority)."""
+    cases = np.array([c for c, _, _ in reference])
+    organs = np.array([o for _, o, _ in reference])
     predicted = []
-    for n in range(len(patches)):
-        similarity = (features @ features[n]).numpy()
-        similarity[cases == cases[n]] = -np.inf
+    for n, (case, _, _) in enumerate(queries):
+        similarity = (reference_features @ query_features[n]).numpy()
+        similarity[cases == case] = -np.inf
         nearest = organs[np.argsort(-similarity)[:K]]
         values, counts = np.unique(nearest, return_counts=True)
         predicted.append(values[np.argmax(counts)])
-    predicted = np.array(predicted)
-    return (float(np.mean(predicted == organs)), _swapped(organs, predicted, "right_kidney", "left_kidney"),
-            _swapped(organs, predicted, "liver", "spleen"))
+    return np.array(predicted)
 
 
 def _swapped(organs, predicted, a: str, b: str) -> float:
@@ -133,7 +144,7 @@ def _swapped(organs, predicted, a: str, b: str) -> float:
     return float(swapped.sum() / max(1, either.sum()))
 
 
-def _encoder(folder: Path, name: str, options: dict | None, seed: int):
+def pretrained_encoder(folder: Path, name: str, options: dict | None, seed: int):
     """(pooled-feature ViT in eval mode, mean loss of the last 20 steps or nan)."""
     import torch
 
@@ -158,7 +169,7 @@ def _encoder(folder: Path, name: str, options: dict | None, seed: int):
     return backbone, statistics.mean(loss for _, loss in steps[-20:])
 
 
-def _spread(values) -> str:
+def spread(values) -> str:
     values = [v for v in values if v == v]
     if not values:
         return "-"
