@@ -92,12 +92,13 @@ class SSLPretrainWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, 
             combo.setItemData(index, Commands.methodDescription(combo.itemText(index)), qt.Qt.ToolTipRole)
 
     def updateButtons(self, caller=None, event=None) -> None:
-        p, job = self._parameterNode, self.logic.job
-        running = job is not None and job.state.active
+        p = self._parameterNode
+        running, previewing = isActive(self.logic.job), isActive(self.logic.previewJob)
         hasData = bool(p and (p.useSceneVolumes or SegmentationCommands.pathOrNone(p.dataFolder)))
         self.ui.startButton.text = _("Cancel") if running else (_("Resume") if p and p.resume else _("Start"))
-        self.ui.startButton.enabled = running or (hasData and bool(SegmentationCommands.pathOrNone(p.outputFolder)))
-        self.ui.previewButton.enabled = hasData and not running
+        self.ui.startButton.enabled = running or (not previewing and hasData
+                                                  and bool(SegmentationCommands.pathOrNone(p.outputFolder)))
+        self.ui.previewButton.enabled = hasData and not running and not previewing
         self.ui.sceneVolumesComboBox.enabled = bool(p and p.useSceneVolumes)
         self.ui.dataFolderPathLineEdit.enabled = bool(p and not p.useSceneVolumes)
         self.ui.useEncoderButton.enabled = bool(p and SegmentationCommands.isEncoderRun(p.outputFolder))
@@ -134,15 +135,12 @@ class SSLPretrainWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, 
         self.ui.logTextEdit.appendPlainText(line)
 
     def onFinished(self, job) -> None:
-        p = self._parameterNode
-        if p:  # after a cancel the next Start continues from the checkpoint
-            p.resume = SegmentationCommands.resumeAfter(job.state.value, p.outputFolder, p.resume)
         self.updateButtons()
         self.ui.progressLabel.text = job.state.value + (f": {job.message}" if job.message else "")
         if job.state.value == "failed":
             slicer.util.errorDisplay(job.message, detailedText=(job.hint + "\n\n" + job.log_text).strip())
-        elif job.state.value == "done" and slicer.util.confirmYesNoDisplay(
-                _("Pretraining finished. Use this encoder in SSL Segmentation?")):
+        elif job.state.value == "done" and self.confirm(
+                _("Pretraining finished. Use this encoder in SSL Segmentation?"), yesNo=True):
             self.onUseEncoderButton()
 
     def onPreviewButton(self) -> None:
@@ -151,25 +149,30 @@ class SSLPretrainWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, 
         with slicer.util.tryWithErrorDisplay(_("Preview failed."), waitCursor=True):
             self.logic.previewAugmentations(self._parameterNode, self.ui.sceneVolumesComboBox.checkedNodes(),
                                             onLog=self.appendLog, onFinished=self.onPreviewFinished)
+        self.updateButtons()
 
     def onPreviewFinished(self, job) -> None:
+        self.updateButtons()
         if job.state.value == "failed":
             slicer.util.errorDisplay(job.message, detailedText=(job.hint + "\n\n" + job.log_text).strip())
 
     def onUseEncoderButton(self) -> None:
         self.logic.offerEncoder(self._parameterNode.outputFolder)
-        slicer.util.selectModule("SSLSegmentation")
+        if slicer.util.mainWindow() is not None:  # without one (a script, some ctest set-ups) selectModule raises
+            slicer.util.selectModule("SSLSegmentation")
 
 
 class SSLPretrainLogic(ScriptedLoadableModuleLogic):
     """The pretraining job handle (``job``) lives here, so a run survives leaving the module."""
 
     job = None
+    previewJob = None
     plot = None
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
         Engine.ensureEngineImportable()
+        self.confirmAnswers = []  # a script's or test's answers to the panel's questions (Widget.confirm)
 
     def getParameterNode(self):
         return SSLPretrainParameterNode(super().getParameterNode())
@@ -189,7 +192,7 @@ class SSLPretrainLogic(ScriptedLoadableModuleLogic):
             return SegmentationCommands.pathOrNone(parameters.dataFolder)
         if not volumeNodes:
             raise ValueError(_("Check the volumes to pretrain on."))
-        folder = pathlib.Path(tempfile.mkdtemp(prefix="sslseg-pretrain-", dir=slicer.app.temporaryPath))
+        folder = self._segmentationLogic().workFolder("sslseg-pretrain-")
         SceneData.exportVolumes(volumeNodes, folder)
         return folder
 
@@ -203,12 +206,13 @@ class SSLPretrainLogic(ScriptedLoadableModuleLogic):
         if outDir is None:
             raise ValueError(_("Choose an output folder for the run."))
         reduceSupported = parameters.reduceSlices == 0 or Commands.engineHasOption("pretrain", "--reduce")
-        args = Commands.pretrainArgs(self.dataFolder(parameters, volumeNodes), outDir, parameters.method,
+        dataDir = self.dataFolder(parameters, volumeNodes)
+        args = Commands.pretrainArgs(dataDir, outDir, parameters.method,
                                      parameters.preset, parameters.epochs, parameters.batchSize, parameters.patchSize,
                                      parameters.learningRate, parameters.device, parameters.precision,
                                      parameters.resume, parameters.reduceSlices, reduceSupported, list(extraArgs),
                                      methodOptions=parameters.methodOptions)
-        self.plot = plot = Plots.lossPlot(slicer.mrmlScene)
+        self.plot = plot = Plots.reusedPlot(self.plot, slicer.mrmlScene, Plots.lossPlot, keepRows=parameters.resume)
         showChart(plot.chartNode)
 
         def handleEvent(event):
@@ -220,16 +224,22 @@ class SSLPretrainLogic(ScriptedLoadableModuleLogic):
             slicer.app.userSettings().setValue(LAST_ENCODER_KEY, str(outDir))
             return outDir
 
-        self.job = segmentation.newJob("pretrain", args, handleEvent, onLog, rememberEncoder)
-        return segmentation.run(self.job, onFinished, waitForCompletion)
+        def finished(job):  # after a cancel the next Start continues from the checkpoint
+            parameters.resume = SegmentationCommands.resumeAfter(job.state.value, outDir, parameters.resume)
+            if onFinished:
+                onFinished(job)
+
+        self.job = segmentation.newJob("pretrain", args, handleEvent, onLog, rememberEncoder,
+                                       workFolders=[dataDir] if parameters.useSceneVolumes else [])
+        return segmentation.run(self.job, finished, waitForCompletion)
 
     def previewAugmentations(self, parameters, volumeNodes=(), onLog=None, onFinished=None, waitForCompletion=False):
         """Load the first volume's centre patch and its two augmented views as volume nodes."""
         segmentation = self._segmentationLogic()
         segmentation.ensureDependencies()
-        out = pathlib.Path(tempfile.mkdtemp(prefix="sslseg-preview-", dir=slicer.app.temporaryPath))
-        args = Commands.previewArgs(self.dataFolder(parameters, volumeNodes), out, parameters.method,
-                                    parameters.preset, parameters.patchSize)
+        out = segmentation.workFolder("sslseg-preview-")
+        dataDir = self.dataFolder(parameters, volumeNodes)
+        args = Commands.previewArgs(dataDir, out, parameters.method, parameters.preset, parameters.patchSize)
 
         def loadViews(job):
             nodes = [slicer.util.loadVolume(path) for path in Commands.previewFiles([l for _, l in job.log])]
@@ -237,13 +247,18 @@ class SSLPretrainLogic(ScriptedLoadableModuleLogic):
                 slicer.util.setSliceViewerLayers(background=nodes[0], foreground=nodes[-1], foregroundOpacity=0.5)
             return nodes
 
-        job = segmentation.newJob("preview-views", args, onLog=onLog, importer=loadViews)
-        return segmentation.run(job, onFinished, waitForCompletion)
+        self.previewJob = segmentation.newJob("preview-views", args, onLog=onLog, importer=loadViews,
+                                              workFolders=[out, dataDir] if parameters.useSceneVolumes else [out])
+        return segmentation.run(self.previewJob, onFinished, waitForCompletion)
 
     def offerEncoder(self, runFolder) -> None:
         """Make a finished run SSLSegmentation's encoder."""
         slicer.app.userSettings().setValue(LAST_ENCODER_KEY, str(runFolder))
         self._segmentationLogic().getParameterNode().encoderPath = pathlib.Path(runFolder)
+
+
+def isActive(job) -> bool:
+    return job is not None and job.state.active
 
 
 def showChart(chartNode) -> None:
@@ -276,20 +291,40 @@ class SSLPretrainTest(ScriptedLoadableModuleTest):
         p.preset, p.epochs, p.batchSize, p.patchSize, p.device = "tiny", 2, 2, 32, "cpu"
         fast = ["--spacing", "4", "--workers", "0", "--checkpoint-every", "1"]
 
-        self.delayDisplay("A few tiny pretraining steps")
+        self.delayDisplay("Start, and cancel after the first steps")
+        p.epochs = 60
+        job = logic.startPretraining(p, extraArgs=fast)
+        self.waitFor(lambda: job.progress is not None, 180)
+        job.cancel()
+        self.waitFor(lambda: job.state.finished, 120)
+        self.assertEqual(job.state.value, "cancelled")
+        self.assertTrue(p.resume)  # ticked: the next Start continues from the checkpoint
+        self.assertTrue((work / "run" / "checkpoint.pt").is_file())
+        stoppedAt = job.events_of("stopped")[-1]["step"]
+
+        self.delayDisplay("Resume to the end")
+        p.epochs = stoppedAt // job.events_of("start")[-1]["steps_per_epoch"] + 2
         job = logic.startPretraining(p, waitForCompletion=True, extraArgs=fast)
         self.assertEqual(job.state.value, "done")
+        self.assertEqual(job.events_of("start")[-1]["resumed_at_step"], stoppedAt)
         self.assertTrue((work / "run" / "encoder.safetensors").is_file())
         self.assertGreater(logic.plot.rowCount, 0)
         self.assertEqual(slicer.app.userSettings().value(LAST_ENCODER_KEY), str(work / "run"))
-
-        self.delayDisplay("Resume for two more epochs")
-        p.resume, p.epochs = True, 4
-        job = logic.startPretraining(p, waitForCompletion=True, extraArgs=fast)
-        self.assertEqual(job.events_of("start")[-1]["resumed_at_step"], job.events_of("start")[-1]["total_steps"] // 2)
 
         self.delayDisplay("Preview augmentations")
         job = logic.previewAugmentations(p, waitForCompletion=True)
         self.assertEqual(len(job.imported), 3)
         self.assertEqual(job.imported[0].GetImageData().GetDimensions(), (32, 32, 32))
         self.delayDisplay("SSLPretrain self-test passed")
+
+    @staticmethod
+    def waitFor(condition, timeoutSeconds):
+        """Let Slicer's event loop run (the job is polled from a Qt timer) until ``condition()`` holds."""
+        import time
+
+        deadline = time.monotonic() + timeoutSeconds
+        while not condition():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not done after {timeoutSeconds} s")
+            slicer.app.processEvents()
+            time.sleep(0.05)

@@ -143,9 +143,6 @@ class SSLSegmentationWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidg
         self.ui.trainLogTextEdit.appendPlainText(line)
 
     def onTrainFinished(self, job) -> None:
-        p = self._parameterNode
-        if p:  # after a cancel the next Start continues from the checkpoint
-            p.resumeTraining = Commands.resumeAfter(job.state.value, p.modelOutputFolder, p.resumeTraining)
         self.updateButtons()
         self.ui.trainProgressLabel.text = job.state.value + (f": {job.message}" if job.message else "")
         if job.state.value == "failed":
@@ -156,7 +153,7 @@ class SSLSegmentationWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidg
             self.logic.segmentJob.cancel(grace_s=2)
             return
         p = self._parameterNode
-        if p.outputSegmentation is not None and not slicer.util.confirmOkCancelDisplay(
+        if p.outputSegmentation is not None and not self.confirm(
                 _("Replace the segments of {name}?").format(name=p.outputSegmentation.GetName())):
             return
         with slicer.util.tryWithErrorDisplay(_("Segmentation could not start.")):  # may ask: no wait cursor
@@ -185,12 +182,14 @@ class SSLSegmentationLogic(ScriptedLoadableModuleLogic):
     """Job handles (``trainJob``, ``segmentJob``) live here, so a job survives leaving the module."""
 
     trainJob = None
+    trainPlot = None
     segmentJob = None
     _drivers: list = []
 
     def __init__(self) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
         Engine.ensureEngineImportable()
+        self.confirmAnswers = []  # a script's or test's answers to the panel's questions (Widget.confirm)
 
     def getParameterNode(self):
         return SSLSegmentationParameterNode(super().getParameterNode())
@@ -200,26 +199,59 @@ class SSLSegmentationLogic(ScriptedLoadableModuleLogic):
 
         Dependencies.ensureDependencies(ask=not slicer.app.testingEnabled(), requester="SSL Segmentation")
 
-    def newJob(self, command, args, onEvent=None, onLog=None, importer=None):
+    def newJob(self, command, args, onEvent=None, onLog=None, importer=None, workFolders=()):
+        """An engine job; ``workFolders`` (made by :meth:`workFolder`) are removed once it has ended."""
         from sslseg.jobs import Job
 
-        return Job(command, args, python=Engine.pythonExecutable(), env=Engine.workerEnvironment(),
-                   on_event=onEvent, on_log=onLog, importer=importer)
+        job = Job(command, args, python=Engine.pythonExecutable(), env=Engine.workerEnvironment(),
+                  on_event=onEvent, on_log=onLog, importer=importer)
+        job.workFolders = [pathlib.Path(folder) for folder in workFolders]
+        return job
+
+    @staticmethod
+    def workFolder(prefix):
+        """A new folder under Slicer's temporary path for one job's files (scene exports, results to import)."""
+        return pathlib.Path(tempfile.mkdtemp(prefix=prefix, dir=slicer.app.temporaryPath))
 
     def run(self, job, onFinished=None, waitForCompletion=False):
-        """Start ``job``: wait for it (scripts, tests; raises on failure) or poll it from a Qt timer."""
+        """Start ``job``: wait for it (scripts, tests; raises on failure) or poll it from a Qt timer. Its work
+        folders are removed when it has ended, whatever the outcome (a resume exports the scene again)."""
+
+        def finish(job):
+            try:
+                if onFinished:
+                    onFinished(job)
+            finally:
+                removeWorkFolders(job)
+
         if waitForCompletion:
-            job.start().wait()
-            if onFinished:
-                onFinished(job)
+            try:
+                job.start().wait()
+            except Exception:
+                removeWorkFolders(job)
+                raise
+            finish(job)
             return job
         from SSLSegmentationLib.JobDriver import JobDriver
 
-        driver = JobDriver(job, onFinished)
+        stopJobsWhenSlicerQuits()
+        driver = JobDriver(job, finish)
         SSLSegmentationLogic._drivers = [d for d in SSLSegmentationLogic._drivers if not d.job.state.finished]
         SSLSegmentationLogic._drivers.append(driver)
         driver.start()
         return job
+
+    @staticmethod
+    def stopAllJobs():
+        """Cancel every job still running and wait for its worker to stop (a training run writes its checkpoint
+        first; a worker that does not stop within its grace time is killed): connected to Slicer's aboutToQuit, so
+        no worker outlives the application holding memory (a GPU's too)."""
+        active = [d.job for d in SSLSegmentationLogic._drivers if d.job.state.active]
+        for job in active:
+            job.cancel()
+        for job in active:
+            job.wait(timeout=job.grace_s + 30, raise_on_failure=False)
+            removeWorkFolders(job)
 
     def startTraining(self, parameters, segmentationNodes=(), onEvent=None, onLog=None, onFinished=None,
                       waitForCompletion=False, extraArgs=()):
@@ -233,11 +265,11 @@ class SSLSegmentationLogic(ScriptedLoadableModuleLogic):
             raise ValueError(problem)
         outDir = Commands.pathOrNone(parameters.modelOutputFolder)
         if parameters.trainFromScene:
-            dataDir = pathlib.Path(tempfile.mkdtemp(prefix="sslseg-train-", dir=slicer.app.temporaryPath))
+            dataDir = self.workFolder("sslseg-train-")
             SceneData.exportTrainingPairs(pairs, dataDir)
         else:
             dataDir = Commands.pathOrNone(parameters.trainingFolder)
-        plot = Plots.dicePlot(slicer.mrmlScene)
+        plot = Plots.reusedPlot(self.trainPlot, slicer.mrmlScene, Plots.dicePlot, keepRows=parameters.resumeTraining)
         showChart(plot.chartNode)
 
         def handleEvent(event):
@@ -253,15 +285,22 @@ class SSLSegmentationLogic(ScriptedLoadableModuleLogic):
                                      parameters.epochs, parameters.batchSize, parameters.patchSize,
                                      parameters.learningRate, parameters.valEvery, parameters.trainDevice,
                                      parameters.trainPrecision, parameters.resumeTraining, list(extraArgs))
-        self.trainJob = self.newJob("finetune", args, handleEvent, onLog, registerModel)
+        self.trainJob = self.newJob("finetune", args, handleEvent, onLog, registerModel,
+                                    workFolders=[dataDir] if parameters.trainFromScene else [])
         self.trainPlot = plot
-        return self.run(self.trainJob, onFinished, waitForCompletion)
+
+        def finished(job):  # after a cancel the next Start continues from the checkpoint
+            parameters.resumeTraining = Commands.resumeAfter(job.state.value, outDir, parameters.resumeTraining)
+            if onFinished:
+                onFinished(job)
+
+        return self.run(self.trainJob, finished, waitForCompletion)
 
     def startSegmentation(self, inputVolume, modelFolder, device="auto", outputSegmentation=None, show3D=False,
                           onFinished=None, waitForCompletion=False):
         """Segment ``inputVolume``; the result replaces ``outputSegmentation``'s segments, or is a new node."""
         self.ensureDependencies()
-        work = pathlib.Path(tempfile.mkdtemp(prefix="sslseg-segment-", dir=slicer.app.temporaryPath))
+        work = self.workFolder("sslseg-segment-")
         image = SceneData.exportVolume(inputVolume, work / "input.nii.gz")
         labels = work / "labels.nii.gz"
 
@@ -274,7 +313,7 @@ class SSLSegmentationLogic(ScriptedLoadableModuleLogic):
             return node
 
         args = Commands.segmentArgs(image, modelFolder, labels, device)
-        self.segmentJob = self.newJob("segment", args, importer=importResult)
+        self.segmentJob = self.newJob("segment", args, importer=importResult, workFolders=[work])
         return self.run(self.segmentJob, onFinished, waitForCompletion)
 
     def compare(self, predictedSegmentation, referenceSegmentation):
@@ -286,6 +325,25 @@ class SSLSegmentationLogic(ScriptedLoadableModuleLogic):
                                                        referenceSegmentation, volume)
         logging.info("Dice per organ: %s", {s.organ: round(s.dice, 4) for s in scores})
         return table
+
+
+def removeWorkFolders(job) -> None:
+    """Delete a finished job's work folders (never a folder the user chose: only those made by ``workFolder``)."""
+    import shutil
+
+    for folder in getattr(job, "workFolders", ()):
+        shutil.rmtree(folder, ignore_errors=True)
+    job.workFolders = []
+
+
+_quitHooked = []
+
+
+def stopJobsWhenSlicerQuits() -> None:
+    """Connect :meth:`SSLSegmentationLogic.stopAllJobs` to ``slicer.app.aboutToQuit`` (once per session)."""
+    if not _quitHooked:
+        slicer.app.aboutToQuit.connect(SSLSegmentationLogic.stopAllJobs)
+        _quitHooked.append(True)
 
 
 def showChart(chartNode) -> None:
@@ -324,15 +382,23 @@ class SSLSegmentationTest(ScriptedLoadableModuleTest):
         from sslseg.io.label_map_io import read_label_map
         from sslseg.io.volume_io import read_volume
         from sslseg.synth.cohort import write_labelled
+        from sslseg.terminology import load_terminology
 
         self.delayDisplay("Synthetic labelled cases")
         logic = SSLSegmentationLogic()
         work = pathlib.Path(tempfile.mkdtemp(prefix="SSLSegmentationTest-", dir=slicer.app.temporaryPath))
         images = write_labelled(work / "cases", 3, size=(40, 36, 32), spacing=6.0, seed=1)
+        temporary = pathlib.Path(slicer.app.temporaryPath)
+        jobFolders = set(temporary.glob("sslseg-*"))
+        hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer.mrmlScene)
+        study = hierarchy.CreateStudyItem(hierarchy.CreateSubjectItem(hierarchy.GetSceneItemID(), "Phantom"), "CT")
         segmentations = []
         for image in images:
             volume = mrml.volume_to_node(slicer.mrmlScene, read_volume(image), image.name.split(".")[0])
-            labels, table = read_label_map(image.parent.parent / "labelsTr" / image.name)
+            volumeItem = hierarchy.GetItemByDataNode(volume) or hierarchy.CreateItem(study, volume)
+            hierarchy.SetItemParent(volumeItem, study)  # as a DICOM import places it: in a patient's study
+            labels, table = read_label_map(image.parent.parent / "labelsTr" / image.name,
+                                           work / "cases" / "dataset.json")  # the organ names
             segmentation = mrml.labelmap_to_segmentation(slicer.mrmlScene, labels, table, reference=volume,
                                                          name=f"{volume.GetName()} reference")
             segmentation.SetNodeReferenceID(SceneData.REFERENCE_ROLE, volume.GetID())
@@ -356,16 +422,20 @@ class SSLSegmentationTest(ScriptedLoadableModuleTest):
         result = job.imported
         names = mrml.segment_names(result)
         self.assertTrue(set(names) <= set(SceneData.labelSet(segmentations)))
+        self.assertIn("liver", names)  # organ names, not label_1 ... (a table lost on the way would fail here)
         labelMap = mrml.segmentation_to_labelmap(result, volume, names or ["none"])
         source = mrml.node_to_volume(volume)
         self.assertEqual(labelMap.shape, source.shape)
         np.testing.assert_allclose(labelMap.affine, source.affine, atol=1e-4)
-        for name in names:
+        terminology = load_terminology()
+        for name in names:  # each organ in its terminology colour
             segment = result.GetSegmentation().GetSegment(mrml.segment_id(result, name))
-            self.assertNotEqual(segment.GetColor(), (0.5, 0.5, 0.5))
-        hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer.mrmlScene)
-        self.assertEqual(hierarchy.GetItemParent(hierarchy.GetItemByDataNode(result)),
-                         hierarchy.GetItemParent(hierarchy.GetItemByDataNode(volume)))
+            np.testing.assert_allclose(segment.GetColor(), terminology.color_of(name), atol=1e-3)
+        self.assertIsNotNone(terminology.lookup("liver"))
+        resultItem = hierarchy.GetItemByDataNode(result)
+        self.assertTrue(resultItem)  # an invalid item (0) would also "share" a parent with another invalid one
+        self.assertEqual(hierarchy.GetItemParent(resultItem), study)
+        self.assertEqual(set(temporary.glob("sslseg-*")), jobFolders)  # the jobs' scene exports are gone
 
         self.delayDisplay("Compare")
         table = logic.compare(result, segmentations[0])

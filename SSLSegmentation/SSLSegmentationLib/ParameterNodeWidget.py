@@ -42,6 +42,18 @@ class ParameterNodeWidgetMixin:
             self._parameterNodeGuiTag = None
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateButtons)
 
+    def confirm(self, question: str, yesNo: bool = False) -> bool:
+        """The user's answer to ``question`` (OK/Cancel, or Yes/No). A script or test answers instead by putting
+        booleans in the logic's ``confirmAnswers`` (used in order): with testing enabled Slicer answers every dialog
+        False by itself, so no self-test could take the "yes" path."""
+        import slicer
+
+        answers = getattr(self.logic, "confirmAnswers", None)
+        if answers:
+            return bool(answers.pop(0))
+        ask = slicer.util.confirmYesNoDisplay if yesNo else slicer.util.confirmOkCancelDisplay
+        return ask(question)
+
     def onSceneStartClose(self, caller, event) -> None:
         self.setParameterNode(None)
 

@@ -51,6 +51,22 @@ class TrainingPlot:
         table.Modified()
         self.tableNode.Modified()
 
+    def clear(self) -> None:
+        """No rows and no y columns or series: as new, on the same table and chart nodes."""
+        table = self.tableNode.GetTable()
+        for column in self.columns[1:]:
+            table.RemoveColumnByName(column)
+        table.SetNumberOfRows(0)
+        self.tableNode.Modified()
+        self.chartNode.RemoveAllPlotSeriesNodeIDs()
+        for series in self.seriesNodes.values():
+            self.scene.RemoveNode(series)
+        self.seriesNodes = {}
+
+    def inScene(self, scene) -> bool:
+        """Whether the chart and table nodes are still in ``scene`` (not removed by the user or a scene close)."""
+        return bool(scene.IsNodePresent(self.chartNode) and scene.IsNodePresent(self.tableNode))
+
     def values(self, column: str) -> list[float]:
         array = self.tableNode.GetTable().GetColumnByName(column)
         return [array.GetValue(i) for i in range(array.GetNumberOfTuples())]
@@ -72,6 +88,17 @@ class TrainingPlot:
         series.SetUniqueColor()
         self.chartNode.AddAndObservePlotSeriesNodeID(series.GetID())
         self.seriesNodes[column] = series
+
+
+def reusedPlot(previous: TrainingPlot | None, scene, make, keepRows: bool) -> TrainingPlot:
+    """The plot for a new Start: the previous Start's, while its nodes are in ``scene`` (its rows kept for a resume,
+    which continues the curve, else cleared), or ``make(scene)``: one chart per module however often Start is
+    pressed, also when runs fail at once."""
+    if previous is not None and previous.inScene(scene):
+        if not keepRows:
+            previous.clear()
+        return previous
+    return make(scene)
 
 
 def lossPlot(scene, name: str = "SSL pretraining loss") -> TrainingPlot:

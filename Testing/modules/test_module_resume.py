@@ -30,12 +30,13 @@ def test_resume_is_ticked_after_a_cancel_that_left_a_checkpoint(tmp_path):
 
 
 @pytest.mark.parametrize(("module", "handler", "parameter"), [
-    ("SSLPretrain", "SSLPretrainWidget.onFinished", "resume"),
-    ("SSLSegmentation", "SSLSegmentationWidget.onTrainFinished", "resumeTraining"),
+    ("SSLPretrain", "SSLPretrainLogic.startPretraining", "resume"),
+    ("SSLSegmentation", "SSLSegmentationLogic.startTraining", "resumeTraining"),
 ])
 def test_both_modules_tick_resume_after_a_cancel(module, handler, parameter):
     """SSLSegmentation did not tick "Resume" after a cancelled training, so the next Start failed with "already
-    holds a run"; SSLPretrain did. Both now set it from the one shared rule."""
+    holds a run"; SSLPretrain did. Both now set it from the one shared rule, in the Logic when the job ends (so a
+    script's or self-test's cancel ticks it too; the harness's panel story checks the behaviour)."""
     body = function(module, handler)
     assigned = [n for n in ast.walk(body) if isinstance(n, ast.Assign)
                 and any(ast.unparse(t).endswith(f".{parameter}") for t in n.targets)]

@@ -34,9 +34,10 @@ STAND_INS = {
     "qMRMLNodeComboBox": "nodeTypes, currentNode()/setCurrentNode(), currentNodeChanged(vtkMRMLNode*) over the scene",
     "qMRMLCheckableNodeComboBox": "nodeTypes, setCheckState(node, state), checkedNodes(), checkedNodesChanged()",
     "other ctk/qMRML classes": "empty placeholders, only so the GUI connectors' type tuples resolve; never built",
-    "slicer.app": "temporaryPath, translate() (no translations), userSettings() (an INI file in a temporary folder), testingEnabled(), "
-                  "processEvents(), applicationLogic(), startupEnvironment(), moduleManager(), coreIOManager() "
-                  "(volume files only), layoutManager() -> None, override cursor no-ops",
+    "slicer.app": "temporaryPath, aboutToQuit (a signal a test can emit), translate() (no translations), "
+                  "userSettings() (an INI file in a temporary folder), testingEnabled(), processEvents(), "
+                  "applicationLogic(), startupEnvironment(), moduleManager(), coreIOManager() (volume files only), "
+                  "layoutManager() -> None, override cursor no-ops",
     "slicer.mrmlScene": "a real vtkMRMLScene with the logics Slicer registers (sslseg.mrml.setup_scene)",
     "slicer.modules.plots/tables": "the real vtkSlicerPlotsLogic/vtkSlicerTablesLogic behind a logic() accessor",
     "slicer.modules.<module>": "the module's path and its ScriptedLoadableModule instance (no module manager)",
@@ -486,6 +487,12 @@ class Application:
         self._testing = True
         self._moduleManager = _ModuleManager().object
         self._io = _IOManager(scene)
+
+        class Signals(QtCore.QObject):
+            aboutToQuit = QtCore.Signal()  # QCoreApplication's is private: a test cannot emit it
+
+        self._signals = Signals()
+        self.aboutToQuit = self._signals.aboutToQuit
 
     def userSettings(self):
         return self._settings

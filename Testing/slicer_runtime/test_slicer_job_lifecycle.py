@@ -1,0 +1,130 @@
+"""What happens to the modules' workers and files around a job (issue 15's defects): quitting Slicer stops a running
+worker cleanly, and the folders a job exports the scene into are removed when it ends."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+FAST = ["--spacing", "4", "--workers", "1"]
+
+
+def wait_until(slicer, condition, timeout_s: float) -> None:
+    """Let the Qt timers (the job drivers) run until ``condition()`` holds."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting after {timeout_s} s"
+        slicer.app.processEvents()
+        time.sleep(0.05)
+
+
+def pretrain_parameters(logic, tmp_path: Path, epochs: int):
+    from sslseg.synth.cohort import write_unlabelled
+
+    write_unlabelled(tmp_path / "volumes", 3, size=(44, 40, 32), spacing=4.0, seed=2)
+    p = logic.getParameterNode()
+    p.useSceneVolumes, p.dataFolder, p.outputFolder = False, tmp_path / "volumes", tmp_path / "run"
+    p.preset, p.epochs, p.batchSize, p.patchSize, p.device, p.resume = "tiny", epochs, 2, 32, "cpu", False
+    return p
+
+
+def group_gone(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_quitting_slicer_stops_a_running_pretraining(slicer_runtime, tmp_path):
+    """Before the fix the worker kept training (and holding its memory) after Slicer had gone."""
+    slicer = slicer_runtime
+    slicer.mrmlScene.Clear()
+    logic = __import__("SSLPretrain").SSLPretrainLogic()
+    p = pretrain_parameters(logic, tmp_path, epochs=500)
+    job = logic.startPretraining(p, extraArgs=FAST)
+    try:
+        wait_until(slicer, lambda: job.progress is not None, 180)
+        slicer.app.aboutToQuit.emit()
+        assert job.state.value == "cancelled", job.log_text
+        assert group_gone(job.pid)  # the worker and its data-loading child
+        stats = json.loads((tmp_path / "run" / "train_stats.json").read_text())
+        assert stats["status"] == "stopped"
+        assert (tmp_path / "run" / "checkpoint.pt").is_file()
+    finally:
+        if job.state.active:
+            job.cancel(grace_s=0)
+            job.wait(timeout=30, raise_on_failure=False)
+
+
+def test_scene_exports_are_removed_when_their_job_ends(slicer_runtime, tmp_path):
+    """Pretraining on scene volumes exports them to a folder under Slicer's temporary path (a full copy of the
+    data); so does the preview, which also writes the views it loads. None of it stays once the job is over."""
+    from sslseg import mrml
+    from sslseg.io.volume_io import read_volume
+
+    slicer = slicer_runtime
+    slicer.mrmlScene.Clear()
+    logic = __import__("SSLPretrain").SSLPretrainLogic()
+    p = pretrain_parameters(logic, tmp_path, epochs=1)
+    nodes = [mrml.volume_to_node(slicer.mrmlScene, read_volume(path), path.name.split(".")[0])
+             for path in sorted((tmp_path / "volumes").glob("*.nii.gz"))]
+    p.useSceneVolumes = True
+    temporary = Path(slicer.app.temporaryPath)
+    before = set(temporary.glob("sslseg-*"))
+    job = logic.startPretraining(p, nodes, waitForCompletion=True, extraArgs=FAST)
+    assert job.state.value == "done"
+    preview = logic.previewAugmentations(p, nodes, waitForCompletion=True)
+    assert len(preview.imported) == 3
+    assert preview.imported[0].GetImageData().GetDimensions() == (32, 32, 32)  # loaded before the files went
+    assert set(temporary.glob("sslseg-*")) == before
+
+
+def test_pretrain_panel_story_start_cancel_resume_use_encoder(slicer_runtime, tmp_path):
+    """The SSLPretrain panel's own buttons: Start, Cancel (Resume gets ticked), Resume to the end, the question
+    "use this encoder?" answered yes, and one loss chart throughout. Then Preview: while it runs, Start and Preview
+    are disabled (before the fix a running preview did not count as running)."""
+    from slicer_harness import build_widget, close_widget
+
+    slicer = slicer_runtime
+    slicer.mrmlScene.Clear()
+    widget = build_widget("SSLPretrain")
+    try:
+        logic, ui = widget.logic, widget.ui
+        p = pretrain_parameters(logic, tmp_path, epochs=300)  # 2 mm (the default spacing): 3 steps an epoch
+        ui.startButton.click()
+        job = logic.job
+        assert ui.startButton.text == "Cancel" and job.state.active
+        wait_until(slicer, lambda: job.progress is not None, 180)
+        ui.startButton.click()  # cancel
+        wait_until(slicer, lambda: job.state.finished, 120)
+        assert job.state.value == "cancelled" and p.resume and ui.startButton.text == "Resume"
+        stoppedAt = logic.plot.rowCount
+
+        start = job.events_of("start")[-1]
+        p.epochs = job.events_of("stopped")[-1]["step"] // start["steps_per_epoch"] + 2
+        logic.confirmAnswers = [True]
+        ui.startButton.click()
+        resumed = logic.job
+        wait_until(slicer, lambda: resumed.state.finished, 180)
+        assert resumed.state.value == "done", resumed.log_text
+        assert resumed.events_of("start")[-1]["resumed_at_step"] > 0
+        assert logic.plot.rowCount > stoppedAt  # the curve continues on the same chart
+        charts = slicer.mrmlScene.GetNodesByClassByName("vtkMRMLPlotChartNode", "SSL pretraining loss")
+        assert charts.GetNumberOfItems() == 1
+        assert logic.confirmAnswers == []  # the question was asked and answered yes
+        segmentation = __import__("SSLSegmentation").SSLSegmentationLogic().getParameterNode()
+        assert segmentation.encoderPath == tmp_path / "run"
+
+        ui.previewButton.click()
+        preview = logic.previewJob
+        assert preview.state.active
+        assert not ui.startButton.enabled and not ui.previewButton.enabled
+        wait_until(slicer, lambda: preview.state.finished, 120)
+        assert preview.state.value == "done" and ui.startButton.enabled and ui.previewButton.enabled
+    finally:
+        for job in (widget.logic.job, widget.logic.previewJob):
+            if job is not None and job.state.active:
+                job.cancel(grace_s=0)
+                job.wait(timeout=30, raise_on_failure=False)
+        close_widget(widget)
