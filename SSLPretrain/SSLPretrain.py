@@ -68,9 +68,10 @@ class SSLPretrainParameterNode:
 
 class SSLPretrainWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None) -> None:
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
+        # before the base __init__: without a parent it runs setup() itself; its super().__init__() is
+        # VTKObservationMixin's (the next class in the MRO), so observers added by setup() are kept
         self.initPanelState()
+        ScriptedLoadableModuleWidget.__init__(self, parent)
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)

@@ -71,10 +71,17 @@ def test_widget_binds_both_ways(slicer_runtime, module):
         close_widget(widget)
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError, reason="module defect: a Widget built without a parent runs "
-                   "setup() inside ScriptedLoadableModuleWidget.__init__, before initPanelState() sets _parameterNode")
 @pytest.mark.parametrize("module", MODULES)
 def test_widget_without_parent(slicer_runtime, module):
-    """Slicer's documented script use: ``<Module>Widget()`` makes its own top-level panel and sets itself up."""
+    """Slicer's documented script use: ``<Module>Widget()`` makes its own top-level panel and sets itself up. It
+    failed (AttributeError) while ``setup()`` ran inside the base ``__init__`` before ``initPanelState()``."""
     slicer_runtime.mrmlScene.Clear()
-    getattr(__import__(module), f"{module}Widget")()
+    widget = getattr(__import__(module), f"{module}Widget")()
+    try:
+        assert widget._parameterNode is not None
+        widget._parameterNode.epochs = 5
+        assert widget.ui.epochsSpinBox.value == 5
+    finally:
+        widget.exit()
+        widget.cleanup()
+        widget.parent.deleteLater()
