@@ -128,3 +128,85 @@ def test_pretrain_panel_story_start_cancel_resume_use_encoder(slicer_runtime, tm
                 job.cancel(grace_s=0)
                 job.wait(timeout=30, raise_on_failure=False)
         close_widget(widget)
+
+
+def test_segmentation_panel_story_train_segment_replace_compare(slicer_runtime, tmp_path):
+    """The SSLSegmentation panel's own buttons: train on segmentations checked in the scene, Segment into a new
+    node, Segment again into that node (the question "replace?" answered no: nothing runs; yes: its segments are
+    replaced, the node stays), Compare with the reference. Before ``confirmAnswers`` no test could answer yes:
+    with testing enabled Slicer answers every dialog False."""
+    import qt
+
+    from slicer_harness import build_widget, close_widget
+    from sslseg import mrml
+    from sslseg.io.label_map_io import read_label_map
+    from sslseg.io.volume_io import read_volume
+    from sslseg.synth.cohort import write_labelled
+
+    slicer = slicer_runtime
+    slicer.mrmlScene.Clear()
+    SceneData = __import__("SSLSegmentationLib.SceneData").SceneData
+    references = []
+    for image in write_labelled(tmp_path / "cases", 2, size=(40, 36, 32), spacing=6.0, seed=1):
+        volume = mrml.volume_to_node(slicer.mrmlScene, read_volume(image), image.name.split(".")[0])
+        labels, table = read_label_map(image.parent.parent / "labelsTr" / image.name,
+                                       tmp_path / "cases" / "dataset.json")
+        reference = mrml.labelmap_to_segmentation(slicer.mrmlScene, labels, table, reference=volume,
+                                                  name=f"{volume.GetName()} reference")
+        reference.SetNodeReferenceID(SceneData.REFERENCE_ROLE, volume.GetID())
+        references.append((volume, reference))
+    temporary = Path(slicer.app.temporaryPath)
+    before = set(temporary.glob("sslseg-*"))
+    widget = build_widget("SSLSegmentation")
+    try:
+        logic, ui, p = widget.logic, widget.ui, widget._parameterNode
+        for _, reference in references:
+            ui.trainingSegmentationsComboBox.setCheckState(reference, qt.Qt.Checked)
+        p.trainFromScene, p.modelOutputFolder = True, tmp_path / "model"
+        p.preset, p.epochs, p.patchSize, p.valEvery, p.trainDevice, p.batchSize = "tiny", 1, 32, 0, "cpu", 2
+        assert ui.trainButton.enabled, ui.trainButton.toolTip
+        ui.trainButton.click()
+        train = logic.trainJob
+        wait_until(slicer, lambda: train.state.finished, 300)
+        assert train.state.value == "done", train.log_text
+        assert p.modelFolder == tmp_path / "model"  # the new model is the one Segment uses
+
+        volume, reference = references[0]
+        p.inputVolume, p.segmentDevice, p.outputSegmentation = volume, "cpu", None
+        ui.segmentButton.click()
+        first = logic.segmentJob
+        wait_until(slicer, lambda: first.state.finished, 300)
+        assert first.state.value == "done", first.log_text
+        result = p.predictedSegmentation
+        assert result is first.imported and "liver" in mrml.segment_names(result)
+
+        result.GetSegmentation().AddEmptySegment("scribble", "scribble")
+        p.outputSegmentation = result
+        logic.confirmAnswers = [False]
+        ui.segmentButton.click()
+        assert logic.segmentJob is first and logic.confirmAnswers == []  # declined: nothing ran
+        assert "scribble" in mrml.segment_names(result)
+        logic.confirmAnswers = [True]
+        count = slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode")
+        ui.segmentButton.click()
+        second = logic.segmentJob
+        assert second is not first
+        wait_until(slicer, lambda: second.state.finished, 300)
+        assert second.state.value == "done", second.log_text
+        assert second.imported is result and "scribble" not in mrml.segment_names(result)
+        assert slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == count  # replaced in place
+
+        p.referenceSegmentation, p.predictedSegmentation = reference, result
+        assert ui.compareButton.enabled
+        ui.compareButton.click()
+        table = slicer.mrmlScene.GetNodesByClass("vtkMRMLTableNode")
+        tables = [table.GetItemAsObject(i) for i in range(table.GetNumberOfItems())]
+        dice = [t for t in tables if t.GetNumberOfRows() and t.GetCellText(t.GetNumberOfRows() - 1, 0) == "mean"]
+        assert len(dice) == 1
+        assert set(temporary.glob("sslseg-*")) == before  # the scene export and the segment files are gone
+    finally:
+        for job in (widget.logic.trainJob, widget.logic.segmentJob):
+            if job is not None and job.state.active:
+                job.cancel(grace_s=0)
+                job.wait(timeout=30, raise_on_failure=False)
+        close_widget(widget)
