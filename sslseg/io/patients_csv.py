@@ -63,8 +63,9 @@ def read_patients_csv(path: Path) -> dict[Path, PatientRow]:
 
 def with_patients(entries: list, data_dir: str | Path, path_of=lambda entry: entry.source) -> list:
     """``entries`` (dataclasses with ``patient`` and maybe ``study`` and ``frame``; ``path_of(entry)`` their source
-    file) with ``data_dir/patients.csv``'s rows applied; unchanged without the file. A row naming no existing file is an error (a typo would otherwise
-    silently leave the volume without its patient); a row of a file that was skipped as unreadable is not."""
+    file) with ``data_dir/patients.csv``'s rows applied; unchanged without the file. A row naming no existing file
+    is an error (a typo would otherwise silently leave the volume without its patient); a row of a file that was
+    skipped as unreadable is not."""
     path = Path(data_dir) / FILE_NAME
     if not path.is_file():
         return entries
