@@ -78,6 +78,7 @@ class SSLPretrainWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, 
         self.loadPanel("SSLPretrain", SSLPretrainLogic())
         self.ui.startButton.connect("clicked(bool)", self.onStartButton)
         self.ui.previewButton.connect("clicked(bool)", self.onPreviewButton)
+        self.ui.reducePreviewButton.connect("clicked(bool)", self.onReducePreviewButton)
         self.ui.useEncoderButton.connect("clicked(bool)", self.onUseEncoderButton)
         self.initializeParameterNode()
 
@@ -100,6 +101,7 @@ class SSLPretrainWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, 
         self.ui.startButton.enabled = running or (not previewing and hasData
                                                   and bool(SegmentationCommands.pathOrNone(p.outputFolder)))
         self.ui.previewButton.enabled = hasData and not running and not previewing
+        self.ui.reducePreviewButton.enabled = bool(hasData and p.reduceSlices and not isActive(self.logic.reductionJob))
         self.ui.sceneVolumesComboBox.enabled = bool(p and p.useSceneVolumes)
         self.ui.dataFolderPathLineEdit.enabled = bool(p and not p.useSceneVolumes)
         self.ui.useEncoderButton.enabled = bool(p and SegmentationCommands.isEncoderRun(p.outputFolder))
@@ -139,7 +141,7 @@ class SSLPretrainWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, 
         self.updateButtons()
         self.ui.progressLabel.text = job.state.value + (f": {job.message}" if job.message else "")
         if job.state.value == "failed":
-            slicer.util.errorDisplay(job.message, detailedText=(job.hint + "\n\n" + job.log_text).strip())
+            self.showFailure(job)
         elif job.state.value == "done" and self.confirm(
                 _("Pretraining finished. Use this encoder in SSL Segmentation?"), yesNo=True):
             self.onUseEncoderButton()
@@ -155,7 +157,22 @@ class SSLPretrainWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, 
     def onPreviewFinished(self, job) -> None:
         self.updateButtons()
         if job.state.value == "failed":
-            slicer.util.errorDisplay(job.message, detailedText=(job.hint + "\n\n" + job.log_text).strip())
+            self.showFailure(job)
+
+    def onReducePreviewButton(self) -> None:
+        self.ui.reduceSummaryLabel.text = _("Hashing the slices...")
+        with slicer.util.tryWithErrorDisplay(_("Counting the kept slices failed.")):
+            self.logic.previewReduction(self._parameterNode, self.ui.sceneVolumesComboBox.checkedNodes(),
+                                        onFinished=self.onReductionPreviewed)
+        self.updateButtons()
+
+    def onReductionPreviewed(self, job) -> None:
+        self.updateButtons()
+        done = job.state.value == "done"
+        self.ui.reduceSummaryLabel.text = (_("k = {k} {summary}").format(
+            k=job.threshold, summary=Commands.describeReduction(job.imported)) if done else job.state.value)
+        if job.state.value == "failed":
+            self.showFailure(job)
 
     def onUseEncoderButton(self) -> None:
         self.logic.offerEncoder(self._parameterNode.outputFolder)
@@ -168,6 +185,7 @@ class SSLPretrainLogic(ScriptedLoadableModuleLogic):
 
     job = None
     previewJob = None
+    reductionJob = None
     plot = None
 
     def __init__(self) -> None:
@@ -251,6 +269,27 @@ class SSLPretrainLogic(ScriptedLoadableModuleLogic):
         self.previewJob = segmentation.newJob("preview-views", args, onLog=onLog, importer=loadViews,
                                               workFolders=[out, dataDir] if parameters.useSceneVolumes else [out])
         return segmentation.run(self.previewJob, onFinished, waitForCompletion)
+
+    def stopSceneJobs(self) -> None:
+        """Cancel a running views preview: the scene it would load into is closing (pretraining goes on)."""
+        if isActive(self.previewJob):
+            self.previewJob.cancel(grace_s=2)
+
+    def previewReduction(self, parameters, volumeNodes=(), onFinished=None, waitForCompletion=False):
+        """How many axial slices ``--reduce k`` (the panel's k) keeps of the data: ``sslseg reduce`` in a worker;
+        the job's ``imported`` is the report's totals (:func:`Commands.reductionSummary`)."""
+        segmentation = self._segmentationLogic()
+        segmentation.ensureDependencies()
+        if not parameters.reduceSlices:
+            raise ValueError(_("Set the reduction's k (0 is off)."))
+        report = segmentation.workFolder("sslseg-reduce-")
+        dataDir = self.dataFolder(parameters, volumeNodes)
+        self.reductionJob = segmentation.newJob(
+            "reduce", Commands.reduceArgs(dataDir, parameters.reduceSlices, report),
+            importer=lambda job: Commands.reductionSummary(report),
+            workFolders=[report, dataDir] if parameters.useSceneVolumes else [report])
+        self.reductionJob.threshold = parameters.reduceSlices
+        return segmentation.run(self.reductionJob, onFinished, waitForCompletion)
 
     def offerEncoder(self, runFolder) -> None:
         """Make a finished run SSLSegmentation's encoder."""

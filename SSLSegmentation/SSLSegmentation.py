@@ -147,7 +147,7 @@ class SSLSegmentationWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidg
         self.updateButtons()
         self.ui.trainProgressLabel.text = job.state.value + (f": {job.message}" if job.message else "")
         if job.state.value == "failed":
-            slicer.util.errorDisplay(job.message, detailedText=(job.hint + "\n\n" + job.log_text).strip())
+            self.showFailure(job)
 
     def onSegmentButton(self) -> None:
         if self.logic.segmentJob is not None and self.logic.segmentJob.state.active:
@@ -169,7 +169,7 @@ class SSLSegmentationWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidg
         self.updateButtons()
         self.ui.segmentStatusLabel.text = job.state.value
         if job.state.value == "failed":
-            slicer.util.errorDisplay(job.message, detailedText=(job.hint + "\n\n" + job.log_text).strip())
+            self.showFailure(job)
         elif job.imported is not None:
             self._parameterNode.predictedSegmentation = job.imported
 
@@ -241,6 +241,11 @@ class SSLSegmentationLogic(ScriptedLoadableModuleLogic):
         SSLSegmentationLogic._drivers.append(driver)
         driver.start()
         return job
+
+    def stopSceneJobs(self) -> None:
+        """Cancel a running Segment: the scene it would import into is closing (training writes files: it goes on)."""
+        if self.segmentJob is not None and self.segmentJob.state.active:
+            self.segmentJob.cancel(grace_s=2)
 
     @staticmethod
     def stopAllJobs():

@@ -101,3 +101,22 @@ def previewArgs(dataDir, outDir, method: str, preset: str, patchSize: int = 0) -
 def previewFiles(lines: list[str]) -> list[str]:
     """The volumes ``preview-views`` printed (one path a line): original patch, view 1, view 2."""
     return [line.strip() for line in lines if line.strip().endswith((".nii.gz", ".nii"))]
+
+
+def reduceArgs(dataDir, threshold: int, reportDir) -> list[str]:
+    """Arguments of ``sslseg reduce``: which axial slices Less is More's Hash-k drops at this threshold."""
+    return [str(dataDir), "--threshold", str(threshold), "--out", str(reportDir), "--overwrite"]
+
+
+def reductionSummary(reportDir) -> dict:
+    """The totals of a ``sslseg reduce`` report: ``volumes``, ``slices``, ``kept``, ``dropped``, ``kept_fraction``."""
+    import json
+    import pathlib
+
+    return json.loads((pathlib.Path(reportDir) / "reduction.json").read_text(encoding="utf-8"))["totals"]
+
+
+def describeReduction(totals: dict) -> str:
+    """One line for the panel, e.g. "keeps 412 of 1020 axial slices (40 %) in 12 volumes"."""
+    return (f"keeps {totals['kept']} of {totals['slices']} axial slices ({totals['kept_fraction']:.0%}) in "
+            f"{totals['volumes']} volumes")

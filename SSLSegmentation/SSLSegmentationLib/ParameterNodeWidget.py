@@ -54,8 +54,19 @@ class ParameterNodeWidgetMixin:
         ask = slicer.util.confirmYesNoDisplay if yesNo else slicer.util.confirmOkCancelDisplay
         return ask(question)
 
+    @staticmethod
+    def showFailure(job) -> None:
+        """A failed job's message, with its hint and log as the details."""
+        import slicer
+
+        slicer.util.errorDisplay(job.message, detailedText=(job.hint + "\n\n" + job.log_text).strip())
+
     def onSceneStartClose(self, caller, event) -> None:
+        """The parameter node is let go of; jobs whose result goes into this scene stop (the logic's
+        ``stopSceneJobs``: Segment, the views preview), jobs that write files go on (training)."""
         self.setParameterNode(None)
+        if self.logic is not None:
+            self.logic.stopSceneJobs()
 
     def onSceneEndClose(self, caller, event) -> None:
         if self.parent.isEntered:

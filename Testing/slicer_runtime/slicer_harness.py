@@ -162,10 +162,15 @@ def build_widget(name: str):
 def close_widget(widget) -> None:
     """What leaving the module and unloading it do: ``exit()`` (the GUI let go of the parameter node),
     ``cleanup()``, and the panel deleted. Without it a later scene change writes into deleted Qt widgets."""
+    from PySide6 import QtCore
+
     widget.exit()
     widget.parent.isEntered = False
     widget.cleanup()
     widget.parent.deleteLater()
+    # now, while the application lives: a panel left to interpreter shutdown is freed after Qt's objects and
+    # aborted the test process (bool_dealloc refcount error) once a parentless panel was among them
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.DeferredDelete)
 
 
 def banner() -> str:

@@ -82,6 +82,4 @@ def test_widget_without_parent(slicer_runtime, module):
         widget._parameterNode.epochs = 5
         assert widget.ui.epochsSpinBox.value == 5
     finally:
-        widget.exit()
-        widget.cleanup()
-        widget.parent.deleteLater()
+        close_widget(widget)
