@@ -28,6 +28,14 @@ def pretrain_parameters(logic, tmp_path: Path, epochs: int):
     return p
 
 
+def stop(*jobs) -> None:
+    """Kill what a failed test left running (a worker must not outlive the test)."""
+    for job in jobs:
+        if job is not None and job.state.active:
+            job.cancel(grace_s=0)
+            job.wait(timeout=30, raise_on_failure=False)
+
+
 def group_gone(pid: int) -> bool:
     try:
         os.killpg(pid, 0)
@@ -52,9 +60,7 @@ def test_quitting_slicer_stops_a_running_pretraining(slicer_runtime, tmp_path):
         assert stats["status"] == "stopped"
         assert (tmp_path / "run" / "checkpoint.pt").is_file()
     finally:
-        if job.state.active:
-            job.cancel(grace_s=0)
-            job.wait(timeout=30, raise_on_failure=False)
+        stop(job)
 
 
 def test_scene_exports_are_removed_when_their_job_ends(slicer_runtime, tmp_path):
@@ -123,10 +129,7 @@ def test_pretrain_panel_story_start_cancel_resume_use_encoder(slicer_runtime, tm
         wait_until(slicer, lambda: preview.state.finished, 120)
         assert preview.state.value == "done" and ui.startButton.enabled and ui.previewButton.enabled
     finally:
-        for job in (widget.logic.job, widget.logic.previewJob):
-            if job is not None and job.state.active:
-                job.cancel(grace_s=0)
-                job.wait(timeout=30, raise_on_failure=False)
+        stop(*(widget.logic.job, widget.logic.previewJob))
         close_widget(widget)
 
 
@@ -213,10 +216,7 @@ def test_segmentation_panel_story_train_segment_replace_compare(slicer_runtime, 
         wait_until(slicer, lambda: third.state.finished, 60)
         assert third.state.value == "cancelled" and third.imported is None
     finally:
-        for job in (widget.logic.trainJob, widget.logic.segmentJob):
-            if job is not None and job.state.active:
-                job.cancel(grace_s=0)
-                job.wait(timeout=30, raise_on_failure=False)
+        stop(*(widget.logic.trainJob, widget.logic.segmentJob))
         close_widget(widget)
 
 
