@@ -121,6 +121,10 @@ def test_pretrain_panel_story_start_cancel_resume_use_encoder(slicer_runtime, tm
         assert logic.confirmAnswers == []  # the question was asked and answered yes
         segmentation = __import__("SSLSegmentation").SSLSegmentationLogic().getParameterNode()
         assert segmentation.encoderPath == tmp_path / "run"
+        segmentation.encoderPath = tmp_path / "other"  # answered no: the chosen encoder stays
+        logic.confirmAnswers = [False]
+        widget.onFinished(resumed)
+        assert logic.confirmAnswers == [] and segmentation.encoderPath == tmp_path / "other"
 
         ui.previewButton.click()
         preview = logic.previewJob
