@@ -21,6 +21,7 @@ from slicer.util import VTKObservationMixin
 from SSLPretrainLib import Commands
 from SSLSegmentationLib import Commands as SegmentationCommands
 from SSLSegmentationLib import Engine, Plots, SceneData
+from SSLSegmentationLib.Commands import isActive
 from SSLSegmentationLib.ParameterNodeWidget import ParameterNodeWidgetMixin
 
 #: Settings key holding the last finished pretraining run, which SSLSegmentation offers as its encoder.
@@ -108,7 +109,7 @@ class SSLPretrainWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, 
         self.ui.methodComboBox.toolTip = Commands.methodDescription(p.method) if p else ""
 
     def onStartButton(self) -> None:
-        if self.logic.job is not None and self.logic.job.state.active:
+        if isActive(self.logic.job):
             self.ui.progressLabel.text = _("Stopping after the current step (a checkpoint is written)...")
             self.logic.job.cancel()
             return
@@ -169,8 +170,7 @@ class SSLPretrainWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, 
     def onReductionPreviewed(self, job) -> None:
         self.updateButtons()
         done = job.state.value == "done"
-        self.ui.reduceSummaryLabel.text = (_("k = {k} {summary}").format(
-            k=job.threshold, summary=Commands.describeReduction(job.imported)) if done else job.state.value)
+        self.ui.reduceSummaryLabel.text = Commands.describeReduction(job.imported) if done else job.state.value
         if job.state.value == "failed":
             self.showFailure(job)
 
@@ -206,14 +206,15 @@ class SSLPretrainLogic(ScriptedLoadableModuleLogic):
         self._segmentationLogic().ensureDependencies()
 
     def dataFolder(self, parameters, volumeNodes=()):
-        """The folder the worker reads: the chosen one, or the checked scene volumes written to a temporary one."""
+        """(The folder the worker reads: the chosen one, or the checked scene volumes written to a temporary one;
+        the work folders to remove when the job ends: that temporary one, never a folder the user chose)."""
         if not parameters.useSceneVolumes:
-            return SegmentationCommands.pathOrNone(parameters.dataFolder)
+            return SegmentationCommands.pathOrNone(parameters.dataFolder), []
         if not volumeNodes:
             raise ValueError(_("Check the volumes to pretrain on."))
         folder = self._segmentationLogic().workFolder("sslseg-pretrain-")
         SceneData.exportVolumes(volumeNodes, folder)
-        return folder
+        return folder, [folder]
 
     def startPretraining(self, parameters, volumeNodes=(), onEvent=None, onLog=None, onFinished=None,
                          waitForCompletion=False, extraArgs=()):
@@ -225,7 +226,7 @@ class SSLPretrainLogic(ScriptedLoadableModuleLogic):
         if outDir is None:
             raise ValueError(_("Choose an output folder for the run."))
         reduceSupported = parameters.reduceSlices == 0 or Commands.engineHasOption("pretrain", "--reduce")
-        dataDir = self.dataFolder(parameters, volumeNodes)
+        dataDir, exported = self.dataFolder(parameters, volumeNodes)
         args = Commands.pretrainArgs(dataDir, outDir, parameters.method,
                                      parameters.preset, parameters.epochs, parameters.batchSize, parameters.patchSize,
                                      parameters.learningRate, parameters.device, parameters.precision,
@@ -249,7 +250,7 @@ class SSLPretrainLogic(ScriptedLoadableModuleLogic):
                 onFinished(job)
 
         self.job = segmentation.newJob("pretrain", args, handleEvent, onLog, rememberEncoder,
-                                       workFolders=[dataDir] if parameters.useSceneVolumes else [])
+                                       workFolders=exported)
         return segmentation.run(self.job, finished, waitForCompletion)
 
     def previewAugmentations(self, parameters, volumeNodes=(), onLog=None, onFinished=None, waitForCompletion=False):
@@ -257,7 +258,7 @@ class SSLPretrainLogic(ScriptedLoadableModuleLogic):
         segmentation = self._segmentationLogic()
         segmentation.ensureDependencies()
         out = segmentation.workFolder("sslseg-preview-")
-        dataDir = self.dataFolder(parameters, volumeNodes)
+        dataDir, exported = self.dataFolder(parameters, volumeNodes)
         args = Commands.previewArgs(dataDir, out, parameters.method, parameters.preset, parameters.patchSize)
 
         def loadViews(job):
@@ -267,7 +268,7 @@ class SSLPretrainLogic(ScriptedLoadableModuleLogic):
             return nodes
 
         self.previewJob = segmentation.newJob("preview-views", args, onLog=onLog, importer=loadViews,
-                                              workFolders=[out, dataDir] if parameters.useSceneVolumes else [out])
+                                              workFolders=[out, *exported])
         return segmentation.run(self.previewJob, onFinished, waitForCompletion)
 
     def stopSceneJobs(self) -> None:
@@ -277,28 +278,22 @@ class SSLPretrainLogic(ScriptedLoadableModuleLogic):
 
     def previewReduction(self, parameters, volumeNodes=(), onFinished=None, waitForCompletion=False):
         """How many axial slices ``--reduce k`` (the panel's k) keeps of the data: ``sslseg reduce`` in a worker;
-        the job's ``imported`` is the report's totals (:func:`Commands.reductionSummary`)."""
+        the job's ``imported`` is the report's totals and threshold (:func:`Commands.reductionSummary`)."""
         segmentation = self._segmentationLogic()
         segmentation.ensureDependencies()
         if not parameters.reduceSlices:
             raise ValueError(_("Set the reduction's k (0 is off)."))
         report = segmentation.workFolder("sslseg-reduce-")
-        dataDir = self.dataFolder(parameters, volumeNodes)
+        dataDir, exported = self.dataFolder(parameters, volumeNodes)
         self.reductionJob = segmentation.newJob(
             "reduce", Commands.reduceArgs(dataDir, parameters.reduceSlices, report),
-            importer=lambda job: Commands.reductionSummary(report),
-            workFolders=[report, dataDir] if parameters.useSceneVolumes else [report])
-        self.reductionJob.threshold = parameters.reduceSlices
+            importer=lambda job: Commands.reductionSummary(report), workFolders=[report, *exported])
         return segmentation.run(self.reductionJob, onFinished, waitForCompletion)
 
     def offerEncoder(self, runFolder) -> None:
         """Make a finished run SSLSegmentation's encoder."""
         slicer.app.userSettings().setValue(LAST_ENCODER_KEY, str(runFolder))
         self._segmentationLogic().getParameterNode().encoderPath = pathlib.Path(runFolder)
-
-
-def isActive(job) -> bool:
-    return job is not None and job.state.active
 
 
 def showChart(chartNode) -> None:

@@ -97,8 +97,7 @@ class SSLSegmentationWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidg
 
     def updateButtons(self, caller=None, event=None) -> None:
         p, logic = self._parameterNode, self.logic
-        training = logic.trainJob is not None and logic.trainJob.state.active
-        segmenting = logic.segmentJob is not None and logic.segmentJob.state.active
+        training, segmenting = Commands.isActive(logic.trainJob), Commands.isActive(logic.segmentJob)
         problem = Commands.trainingProblem(p.trainFromScene, p.trainingFolder, p.modelOutputFolder,
                                            len(self.checkedTrainingPairs())) if p else ""
         self.ui.trainButton.text = _("Cancel") if training else (
@@ -121,7 +120,7 @@ class SSLSegmentationWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidg
                                       else _("Check segmentations drawn on a volume (their source volume)."))
 
     def onTrainButton(self) -> None:
-        if self.logic.trainJob is not None and self.logic.trainJob.state.active:
+        if Commands.isActive(self.logic.trainJob):
             self.logic.trainJob.cancel()
             return
         self.ui.trainLogTextEdit.clear()
@@ -150,7 +149,7 @@ class SSLSegmentationWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidg
             self.showFailure(job)
 
     def onSegmentButton(self) -> None:
-        if self.logic.segmentJob is not None and self.logic.segmentJob.state.active:
+        if Commands.isActive(self.logic.segmentJob):
             self.logic.segmentJob.cancel(grace_s=2)
             return
         p = self._parameterNode
@@ -244,7 +243,7 @@ class SSLSegmentationLogic(ScriptedLoadableModuleLogic):
 
     def stopSceneJobs(self) -> None:
         """Cancel a running Segment: the scene it would import into is closing (training writes files: it goes on)."""
-        if self.segmentJob is not None and self.segmentJob.state.active:
+        if Commands.isActive(self.segmentJob):
             self.segmentJob.cancel(grace_s=2)
 
     @staticmethod

@@ -109,14 +109,16 @@ def reduceArgs(dataDir, threshold: int, reportDir) -> list[str]:
 
 
 def reductionSummary(reportDir) -> dict:
-    """The totals of a ``sslseg reduce`` report: ``volumes``, ``slices``, ``kept``, ``dropped``, ``kept_fraction``."""
+    """The totals of a ``sslseg reduce`` report (``volumes``, ``slices``, ``kept``, ``dropped``, ``kept_fraction``)
+    and its ``threshold``."""
     import json
     import pathlib
 
-    return json.loads((pathlib.Path(reportDir) / "reduction.json").read_text(encoding="utf-8"))["totals"]
+    report = json.loads((pathlib.Path(reportDir) / "reduction.json").read_text(encoding="utf-8"))
+    return {**report["totals"], "threshold": report["threshold"]}
 
 
-def describeReduction(totals: dict) -> str:
-    """One line for the panel, e.g. "keeps 412 of 1020 axial slices (40 %) in 12 volumes"."""
-    return (f"keeps {totals['kept']} of {totals['slices']} axial slices ({totals['kept_fraction']:.0%}) in "
-            f"{totals['volumes']} volumes")
+def describeReduction(summary: dict) -> str:
+    """One line for the panel, e.g. "k = 6 keeps 412 of 1020 axial slices (40%) in 12 volumes"."""
+    return (f"k = {summary['threshold']} keeps {summary['kept']} of {summary['slices']} axial slices "
+            f"({summary['kept_fraction']:.0%}) in {summary['volumes']} volumes")

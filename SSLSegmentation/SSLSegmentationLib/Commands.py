@@ -71,6 +71,11 @@ def segmentArgs(image, modelDir, out, device: str = "auto", amp: str = "auto") -
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
+def isActive(job) -> bool:
+    """Whether ``job`` (an ``sslseg.jobs.Job`` or None) is starting, running or importing."""
+    return job is not None and job.state.active
+
+
 def resumeAfter(jobState: str, outDir, resume: bool) -> bool:
     """The "Resume" setting after a training job ended in ``jobState`` (both modules' rule): after a cancel that left
     a checkpoint in ``outDir``, ticked, so the next Start continues the run (a new start into that folder is refused:

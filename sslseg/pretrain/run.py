@@ -25,11 +25,11 @@ from sslseg.data.cache import build_cache
 from sslseg.data.dataset import PatchViewsDataset
 from sslseg.data.loader import default_workers, make_loader
 from sslseg.data.preprocess import PreprocessSettings
-from sslseg.data.sampler import EpochBatches, ShardedItems
 from sslseg.data.partners import count_with_partners
-from sslseg.io.patients_csv import with_patients
+from sslseg.data.sampler import EpochBatches, ShardedItems
 from sslseg.data.split import split_volumes
 from sslseg.errors import SSLSegError
+from sslseg.io.patients_csv import with_patients
 from sslseg.io.scan import find_volumes
 from sslseg.models.encoder_io import save_encoder
 from sslseg.models.presets import get_preset

@@ -40,6 +40,13 @@ def cube_edge(patch_size: int) -> int:
     return token_multiple(patch_size / 2)
 
 
+def grid_region(patch_size: int, cells: int) -> int:
+    """R: the edge of a region holding ``cells`` x ``cells`` x ``cells`` cells of edge c + g, c = :func:`cube_edge`,
+    g = c / 4 (relative position's 3x3x3 grid, Rubik's cube's 2x2x2)."""
+    cube = cube_edge(patch_size)
+    return cells * (cube + cube // 4)
+
+
 def cell_layout(region_edge: int) -> tuple[int, int]:
     """(cube edge c, gap g) of a region of edge R = 3 (c + g), g = c / 4 (the inverse of ``RelativePosition
     .region_size``)."""
@@ -83,8 +90,7 @@ class RelativePosition(SSLMethod):
     Options = RelativePositionOptions
 
     def region_size(self, patch_size: int) -> int:
-        cube = cube_edge(patch_size)
-        return 3 * (cube + cube // 4)
+        return grid_region(patch_size, 3)
 
     def make_views(self, region, random_state) -> dict:
         cube, gap = cell_layout(region.shape[-1])

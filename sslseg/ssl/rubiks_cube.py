@@ -43,7 +43,7 @@ from sslseg.ssl.heads import MLPHead
 from sslseg.ssl.module import MethodModule
 from sslseg.ssl.permutation_set import maximal_hamming_set
 from sslseg.ssl.pretext_loss import classification_loss
-from sslseg.ssl.relative_position import cube_edge, cut_cube
+from sslseg.ssl.relative_position import cut_cube, grid_region
 from sslseg.ssl.two_view_method import token_multiple
 
 #: The 2x2x2 cells in slot order (C order: the last axis fastest).
@@ -131,8 +131,7 @@ class RubiksCube(SSLMethod):
     Options = RubiksCubeOptions
 
     def region_size(self, patch_size: int) -> int:
-        cube = cube_edge(patch_size)
-        return 2 * (cube + cube // 4)
+        return grid_region(patch_size, 2)
 
     def make_views(self, region, random_state) -> dict:
         label = int(random_state.randint(self.opts.permutations))
