@@ -174,3 +174,30 @@ def test_scan_is_recursive_skips_non_images_with_a_warning_and_leaves_labels_out
 def test_empty_folder_is_an_error_naming_it(tmp_path):
     with pytest.raises(SSLSegError, match=f"{tmp_path} holds no volumes"):
         find_volumes(tmp_path)
+
+
+def test_a_datalist_image_may_be_a_dicom_series_folder(tmp_path):
+    """The series is read (it was an IsADirectoryError); with two series in the folder, ``series_uid`` picks one and
+    its absence is refused with the UIDs to choose from."""
+    from dicom_series import write_series
+
+    pixels = np.arange(4 * 6 * 5, dtype=np.int16).reshape(4, 6, 5) * 3 - 200  # (k, j, i)
+    write_series(tmp_path / "scan", pixels, "1.2.3.4.1")
+    labels = Volume(np.zeros((5, 6, 4), np.uint8), np.eye(4))
+    labels.array[1:3, 2:4, 1:3] = 1
+    reference = find_volumes(tmp_path / "scan")[0].read()
+    write_volume(Volume(labels.array, reference.affine), tmp_path / "labels.nii.gz")
+    entry = {"image": "scan", "label": "labels.nii.gz"}
+    (tmp_path / "list.json").write_text(json.dumps({"labels": {"1": "liver"}, "training": [entry]}))
+    cases, _ = find_labelled_cases(tmp_path / "list.json")
+    image, read_labels, table = load_case(cases[0])
+    assert cases[0].image.series_uid == "1.2.3.4.1" and table.names == {"liver": 1}
+    np.testing.assert_array_equal(image.array, reference.array)
+    assert np.count_nonzero(read_labels.array) == 8
+
+    write_series(tmp_path / "scan", pixels, "1.2.3.4.2", name_prefix="second")
+    with pytest.raises(SSLSegError, match=r"2 DICOM series") as error:
+        find_labelled_cases(tmp_path / "list.json")
+    assert "1.2.3.4.1" in error.value.hint and "1.2.3.4.2" in error.value.hint
+    (tmp_path / "list.json").write_text(json.dumps({"training": [{**entry, "series_uid": "1.2.3.4.2"}]}))
+    assert find_labelled_cases(tmp_path / "list.json")[0][0].image.series_uid == "1.2.3.4.2"

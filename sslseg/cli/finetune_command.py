@@ -27,7 +27,7 @@ several GPUs: torchrun --nproc-per-node N -m sslseg finetune LABELLED_DIR --enco
 (--batch-size is per process; rank 0 writes the outputs)"""
 
 
-def _millimetres(text: str) -> float:
+def millimetres(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
@@ -77,7 +77,7 @@ def register(subparsers) -> None:
                         f"least one (default {d.val_fraction:g})")
     parser.add_argument("--overlap", type=float, default=d.overlap, metavar="F",
                         help=f"sliding-window overlap for validation (default {d.overlap:g})")
-    parser.add_argument("--spacing", type=_millimetres, nargs=3, default=list(d.spacing), metavar=("X", "Y", "Z"),
+    parser.add_argument("--spacing", type=millimetres, nargs=3, default=list(d.spacing), metavar=("X", "Y", "Z"),
                         help="resample to this voxel size in mm along R, A, S (default 1.5 1.5 2, MONAI's tutorial); "
                         "recorded in the model card, so segmentation resamples the same way")
     add_intensity_options(parser, d, "MONAI's UNETR tutorial, abdominal soft tissue; recorded in the model card")

@@ -23,6 +23,8 @@ COMMAND_MODULES = (
     "sslseg.cli.preview_views_command",
     "sslseg.cli.finetune_command",
     "sslseg.cli.reduce_command",
+    "sslseg.cli.probe_command",
+    "sslseg.cli.study_command",
 )
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -185,10 +185,23 @@ def validation_lookup(case: CachedCase, labels: LabelTable) -> np.ndarray:
     return np.pad(lut, (0, max(0, max(case.present, default=0) + 1 - len(lut))))
 
 
+def only(cases: list[LabelledCase], names, data_dir) -> list[LabelledCase]:
+    """The cases named ``names``, every one as a training case; an error naming any name not found."""
+    missing = sorted(set(names) - {c.name for c in cases})
+    if missing:
+        raise SSLSegError(f"{data_dir} has no case named {', '.join(missing)}",
+                          f"the cases are: {', '.join(sorted(c.name for c in cases))}")
+    return [replace(c, split="training") for c in cases if c.name in set(names)]
+
+
 def load_cases(data_dir: str | Path, cache_dir: Path, settings: SegmentationPreprocessing, val_fraction: float,
-               seed: int, workers: int = 0, rank: int = 0, world_size: int = 1, barrier=None) -> CaseSet:
-    """Find, cache and split the labelled cases; the label set is the union of names over the training cases."""
+               seed: int, workers: int = 0, rank: int = 0, world_size: int = 1, barrier=None,
+               only_cases=None) -> CaseSet:
+    """Find, cache and split the labelled cases (``only_cases``: those names alone, all for training); the label set
+    is the union of names over the training cases."""
     found, unlabelled = find_labelled_cases(data_dir)
+    if only_cases is not None:
+        found, unlabelled, val_fraction = only(found, only_cases, data_dir), [], 0.0
     if not found:
         raise SSLSegError(f"no image-label pairs found in {data_dir}" +
                           (f" ({len(unlabelled)} images without labels)" if unlabelled else ""),

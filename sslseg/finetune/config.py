@@ -10,7 +10,7 @@ from sslseg.training.settings import common_problems, refuse_output_inside_data,
 #: Settings that define what is trained: a resumed run must use the same values (others may change on resume).
 IDENTITY_FIELDS = (
     "preset", "patch_size", "feature_size", "crops_per_volume", "batch_size", "lr", "weight_decay", "grad_clip",
-    "seed", "val_fraction", "spacing", "ct_window", "modality",
+    "seed", "val_fraction", "spacing", "ct_window", "modality", "only_cases",
 )
 
 
@@ -38,6 +38,8 @@ class FinetuneConfig:
         checkpoint_every: also checkpoint every N steps (0: at epoch ends only).
         spacing, ct_window, modality: preprocessing (``sslseg.segmentation.preprocess``), recorded in the card.
         cache_dir: preprocessed-case cache (None: MODEL_DIR/cache).
+        only_cases: train on these cases of ``data_dir`` alone (names), all as training cases (``sslseg study``'s
+            subsets); None: every case, split as the data say.
         resume, overwrite, events: as for pretraining.
     """
 
@@ -66,6 +68,7 @@ class FinetuneConfig:
     ct_window: tuple[float, float] = (-175.0, 250.0)
     modality: str = "auto"
     cache_dir: str | None = None
+    only_cases: tuple[str, ...] | None = None
     resume: bool = False
     overwrite: bool = False
     events: str | None = None
@@ -85,4 +88,5 @@ class FinetuneConfig:
     def identity(self) -> dict:
         """The settings a resumed run must share with the run it continues (JSON-able)."""
         data = asdict(self)
-        return {k: list(data[k]) if isinstance(data[k], tuple) else data[k] for k in IDENTITY_FIELDS}
+        return {k: list(data[k]) if isinstance(data[k], tuple) else data[k] for k in IDENTITY_FIELDS
+                if k != "only_cases" or data[k] is not None}  # absent when unused: older checkpoints still resume

@@ -81,7 +81,7 @@ def _run(config: FinetuneConfig, session: Session) -> dict:
     events.emit("stage", stage="preprocess")
     cases = load_cases(config.data_dir, Path(config.cache_dir) if config.cache_dir else out / run_dir.CACHE,
                        preprocessing_settings(config), config.val_fraction, config.seed, workers, dist.rank,
-                       dist.world_size, barrier=lambda: distributed.barrier(dist))
+                       dist.world_size, barrier=lambda: distributed.barrier(dist), only_cases=config.only_cases)
 
     model, encoder = _model(config, choice, len(cases.labels) + 1, device)
     events.emit("encoder", **encoder)

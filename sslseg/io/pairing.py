@@ -96,12 +96,32 @@ def _from_datalist(path: Path) -> list[LabelledCase]:
             for file in (image, label):
                 if not file.exists():
                     raise SSLSegError(f"{path} lists {file}, which does not exist", "fix the datalist")
-            cases.append(LabelledCase(display_name(image), VolumeSource(image), label, split, table_file,
-                                      str(entry.get("patient", "")).strip()))
+            cases.append(LabelledCase(display_name(image), _datalist_image(image, entry, path), label, split,
+                                      table_file, str(entry.get("patient", "")).strip()))
     if not cases:
         raise SSLSegError(f"{path} lists no image-label pairs", 'expected {"training": [{"image": ..., "label": ...}]}')
     _refuse_files_in_both_splits(cases, path)
     return cases
+
+
+def _datalist_image(image: Path, entry: dict, datalist: Path) -> VolumeSource:
+    """A datalist's ``image``: a file, or a folder holding a DICOM series (``series_uid`` in the entry picks one of
+    several)."""
+    if not image.is_dir():
+        return VolumeSource(image)
+    from sslseg.io.dicom import find_series
+
+    wanted = entry.get("series_uid")
+    uids = [s.series_uid for s in find_series(image)]
+    chosen = [u for u in uids if wanted in (None, u)]
+    if len(chosen) == 1:
+        return VolumeSource(image, chosen[0])
+    if not uids:
+        raise SSLSegError(f"{datalist} lists {image} as an image: a folder without a DICOM series",
+                          "point \"image\" to an image file or a DICOM series folder")
+    raise SSLSegError(f"{datalist} lists {image}, a folder with {len(uids)} DICOM series"
+                      + (f" and none with series_uid {wanted}" if wanted else ""),
+                      f"add \"series_uid\" to the entry: one of {', '.join(uids)}")
 
 
 def _refuse_files_in_both_splits(cases: list[LabelledCase], datalist: Path) -> None:
