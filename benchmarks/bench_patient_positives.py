@@ -32,8 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.bench_views import (GRID, PATCH, SPACING, knn_labels, knn_scores, pooled_features, pretrained_encoder,
-                                    probe_patches, spread)
+from benchmarks.bench_views import GRID, PATCH, SPACING, knn_labels, knn_scores, pretrained_encoder, probe_patches, spread
 from benchmarks.result import BenchResult
 
 SEEDS = (0, 1, 2)
@@ -123,6 +122,8 @@ def venous_probe(labelled: Path, out: Path) -> None:
 
 def cross_phase_accuracy(encoder, arterial, venous_patches) -> float:
     """Share of venous patches whose organ the kNN of arterial patches of the other cases gets right."""
+    from sslseg.probes.knn_probe import pooled_features
+
     predicted = knn_labels(pooled_features(encoder, arterial), arterial, pooled_features(encoder, venous_patches),
                            venous_patches)
-    return float(np.mean(predicted == np.array([o for _, o, _ in venous_patches])))
+    return float(np.mean(predicted == np.array([p.organ for p in venous_patches])))

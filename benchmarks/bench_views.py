@@ -80,13 +80,15 @@ def run() -> BenchResult:
     return result
 
 
-def probe_patches(labelled: Path) -> list[tuple[int, str, np.ndarray]]:
-    """``(case, organ, patch (1, P, P, P) float32 in 0..1)`` centred on random voxels of each organ, on the RAS grid the
+def probe_patches(labelled: Path) -> list:
+    """:class:`~sslseg.probes.knn_probe.OrganPatch` es (organ: its name; patch (1, P, P, P) float32 in 0..1) centred on
+    random voxels of each organ, on the RAS grid the
     pretraining sees (intensity scaled as pretraining does; no foreground crop, so labels stay aligned)."""
     import json
 
     from sslseg.data.preprocess import PreprocessSettings, resample_ras, scale_intensity
     from sslseg.io.volume_io import read_volume
+    from sslseg.probes.knn_probe import OrganPatch
 
     names = {int(k): v for k, v in json.loads((labelled / "dataset.json").read_text())["labels"].items() if int(k)}
     rng = np.random.default_rng(0)
@@ -100,42 +102,28 @@ def probe_patches(labelled: Path) -> list[tuple[int, str, np.ndarray]]:
             voxels = np.argwhere(np.rint(labels) == value)
             for centre in voxels[rng.choice(len(voxels), size=min(PATCHES_PER_ORGAN, len(voxels)), replace=False)]:
                 i, j, k = centre  # padded by P/2: the patch centred on the voxel starts at its index
-                patches.append((case, organ, padded[i:i + PATCH, j:j + PATCH, k:k + PATCH][None].copy()))
+                patches.append(OrganPatch(case, organ, padded[i:i + PATCH, j:j + PATCH, k:k + PATCH][None].copy()))
     return patches
 
 
 def knn_scores(encoder, patches) -> tuple[float, float, float]:
     """(accuracy, share of kidney patches labelled as the other kidney, share of liver/spleen patches labelled as the
     other of the two) of a leave-one-case-out cosine kNN on the encoder's pooled features."""
+    from sslseg.probes.knn_probe import pooled_features
+
     features = pooled_features(encoder, patches)
-    organs = np.array([o for _, o, _ in patches])
+    organs = np.array([p.organ for p in patches])
     predicted = knn_labels(features, patches, features, patches)
     return (float(np.mean(predicted == organs)), _swapped(organs, predicted, "right_kidney", "left_kidney"),
             _swapped(organs, predicted, "liver", "spleen"))
 
 
-def pooled_features(encoder, patches):
-    """(N, hidden) L2-normalised mean-pooled features of ``patches`` (``(case, organ, patch)``)."""
-    import torch
-
-    with torch.no_grad():
-        features = torch.cat([encoder(torch.from_numpy(np.stack([p for _, _, p in patches[s:s + 16]])))
-                              for s in range(0, len(patches), 16)])
-    return torch.nn.functional.normalize(features, dim=1)
-
-
 def knn_labels(reference_features, reference, query_features, queries) -> np.ndarray:
     """The organ each query patch gets from its K most similar reference patches of *other* cases (majority)."""
-    cases = np.array([c for c, _, _ in reference])
-    organs = np.array([o for _, o, _ in reference])
-    predicted = []
-    for n, (case, _, _) in enumerate(queries):
-        similarity = (reference_features @ query_features[n]).numpy()
-        similarity[cases == case] = -np.inf
-        nearest = organs[np.argsort(-similarity)[:K]]
-        values, counts = np.unique(nearest, return_counts=True)
-        predicted.append(values[np.argmax(counts)])
-    return np.array(predicted)
+    from sslseg.probes.knn_probe import knn_vote
+
+    return knn_vote(reference_features, [p.case for p in reference], [p.organ for p in reference], query_features,
+                    [q.case for q in queries], K)
 
 
 def _swapped(organs, predicted, a: str, b: str) -> float:

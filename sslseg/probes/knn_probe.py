@@ -18,10 +18,10 @@ K = 5
 
 @dataclass(frozen=True)
 class OrganPatch:
-    """case: index of the case; organ: label value; patch: (1, S, S, S) float32."""
+    """case: index of the case; organ: label value (or name); patch: (1, S, S, S) float32."""
 
     case: int
-    organ: int
+    organ: int | str
     patch: np.ndarray
 
 
