@@ -136,3 +136,27 @@ def test_token_features_sit_where_their_voxels_are():
     changed[:, :, 32:48, 0:16, 16:32] += 1.0
     difference = (features(changed) - features(x)).norm(dim=1)[0]  # (3, 3, 3)
     assert tuple(np.unravel_index(int(difference.argmax()), difference.shape)) == (2, 0, 1)
+
+
+def test_probes_during_pretraining_report_every_k_epochs_without_changing_the_training(unlabelled_dir, pretrain_cache,
+                                                                                       labelled_dir, tmp_path):
+    """``--probe`` adds the probes to epochs 2 and 3 (every 2, and the last), the random baseline beside them, and a
+    chart; the losses are exactly those of the run without probes (the probes read a copy of the encoder, so the
+    training model keeps its gradients and mode, and draw from their own random streams). Shown to fail when the
+    probe wraps the training model's own backbone."""
+    from pretrain_support import load_state, run_tiny
+
+    from sslseg.pretrain.run import PROBE_CURVE
+
+    plain, probed = tmp_path / "plain", tmp_path / "probed"
+    run_tiny(unlabelled_dir, plain, pretrain_cache, method="simclr", epochs=3, val_every=0)
+    run_tiny(unlabelled_dir, probed, pretrain_cache, method="simclr", epochs=3, val_every=0,
+             probe=str(labelled_dir), probe_every=2)
+    epochs = load_state(probed)["state"]["epochs"]
+    assert [("probe_knn_accuracy" in e) for e in epochs] == [False, True, True]
+    for epoch in epochs[1:]:
+        assert 0.0 <= epoch["probe_knn_accuracy"] <= 1.0 and 0.0 <= epoch["probe_linear_dice"] <= 1.0
+        assert set(epoch["probe"]) == {"kNN accuracy", "random init: linear Dice", "random init: kNN accuracy"}
+    assert epochs[1]["probe"]["random init: kNN accuracy"] == epochs[2]["probe"]["random init: kNN accuracy"]
+    assert (probed / PROBE_CURVE).stat().st_size > 1000 and not (plain / PROBE_CURVE).exists()
+    assert load_state(probed)["state"]["step_losses"] == load_state(plain)["state"]["step_losses"]

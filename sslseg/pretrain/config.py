@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
 from sslseg.training.settings import common_problems, refuse_output_inside_data, refuse_problems
 
 #: Settings that define what is trained: a resumed run must use the same values (others may change on resume).
@@ -42,6 +44,8 @@ class PretrainConfig:
         resume, overwrite: continue the run in RUN_DIR / replace it.
         reduce: Hash-K slice reduction of the training volumes (None: off; see ``sslseg.reduce.sampling``).
         events: ``"-"`` stdout, a file path, or None (stdout unless it is a terminal); RUN_DIR/events.jsonl always.
+        probe: labelled cases for frozen-encoder probes during training (None: none; see ``sslseg.probes.live``);
+            probe_every: every N epochs and after the last. Neither changes what is trained (a resume may differ).
     """
 
     data_dir: str
@@ -75,6 +79,8 @@ class PretrainConfig:
     events: str | None = None
     reduce: int | None = None
     method_options: dict = field(default_factory=dict)
+    probe: str | None = None
+    probe_every: int = 5
 
     def check(self) -> None:
         """Refuse settings that cannot work, with the option to change."""
@@ -82,6 +88,8 @@ class PretrainConfig:
             (self.patches_per_volume < 1, "--patches-per-volume must be at least 1"),
             (self.warmup_steps < 0, "--warmup-steps must be >= 0"),
             (self.reduce is not None and not 0 <= self.reduce <= 64, "--reduce is a Hamming distance, 0..64"),
+            (self.probe is not None and not Path(self.probe).exists(),
+             f"--probe {self.probe}: no such folder or datalist (labelled cases, as for `sslseg finetune`)"),
         ], "pretrain")
         refuse_output_inside_data(self.out_dir, self.data_dir, "RUN_DIR", "DATA_DIR", "training data")
 

@@ -43,7 +43,7 @@ from sslseg.training.amp import Precision, resolve_amp
 from sslseg.training.checkpoint import save_checkpoint
 from sslseg.training.compute import describe_compute
 from sslseg.training.loop import LoopConfig, TrainParts, TrainState, emit_warning, planned_epochs, planned_steps
-from sslseg.training.plots import plot_loss_curve
+from sslseg.training.plots import plot_loss_curve, plot_metric_curve
 from sslseg.training.seeding import seed_everything
 from sslseg.training.session import (Session, SessionOptions, checkpoint_content, report_done, restore_checkpoint,
                                      run_session, train_reporting, wrap_ddp)
@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 #: The loss-curve PNG is redrawn at an epoch end at most this often (and always at the end of the run or a stop):
 #: drawing it costs about 0.5 s, a quarter of a tiny-preset epoch of 16 patches on a 2-core CPU.
 PLOT_EVERY_S = 30.0
+#: The live probes' chart (``--probe``).
+PROBE_CURVE = "probe_curve.png"
 
 
 @dataclass
@@ -144,7 +146,7 @@ def _run(config: PretrainConfig, session: Session) -> dict:
     loader = make_loader(train_set, sampler, workers, config.seed, pin_memory=device.type == "cuda")
     loop_config = LoopConfig(epochs=config.epochs, max_steps=config.max_steps, grad_clip=config.grad_clip,
                              val_every=config.val_every, checkpoint_every=config.checkpoint_every, stage="pretrain",
-                             measures=COLLAPSE_MEASURES)
+                             measures=COLLAPSE_MEASURES, probe_every=config.probe_every if config.probe else 0)
     gather = distributed.make_gather(dist)
     total = planned_steps(loop_config, sampler.steps_per_epoch)
     # schedules (momentum) run over the planned epochs: --max-steps cuts a run short without changing its schedule,
@@ -168,7 +170,7 @@ def _run(config: PretrainConfig, session: Session) -> dict:
         compute_val=method.validation_loss if data.val and config.val_every else None,
         val_batches=_val_batches(data.val, preset, config, method, dist, workers, device),
         on_checkpoint=lambda st, reason: outputs.checkpoint(st, reason, model, optimizer, scheduler),
-        after_step=after_step,
+        after_step=after_step, probe=_live_probe(config, preset, method, model, out, dist),
     )
     compute = describe_compute(device, precision.mode)
     start = {"stage": "pretrain", **compute, "processes": dist.world_size,
@@ -183,6 +185,16 @@ def _run(config: PretrainConfig, session: Session) -> dict:
     state = train_reporting(session, parts, state, loop_config, start, preset.img_size, config.batch_size,
                             on_stop=outputs.plot)
     return report_done(session, {**outputs.finish(state, model), "compute": compute})
+
+
+def _live_probe(config: PretrainConfig, preset, method, model, out: Path, dist):
+    """The probes of ``--probe`` (None without it); their cases are preprocessed now, before training starts."""
+    if not config.probe:
+        return None
+    from sslseg.probes.live import LiveProbe
+
+    cache = Path(config.cache_dir) if config.cache_dir else out / run_dir.CACHE
+    return LiveProbe(config.probe, config, preset, method, model, cache, dist.is_main)
 
 
 def _report_partners(entries, session: Session, dist) -> int:
@@ -285,9 +297,14 @@ class _Outputs:
         """The loss curve, unless it was drawn less than ``PLOT_EVERY_S`` ago (``force``: unless already current)."""
         if self._plotted_step == state.step or (not force and time.monotonic() - self._plotted_at < PLOT_EVERY_S):
             return
-        plot_loss_curve(self.out / run_dir.LOSS_CURVE, state.step_losses, state.epochs,
-                        title=f"{self.method.name}, {self.preset.name}, patch {self.preset.img_size}",
+        title = f"{self.method.name}, {self.preset.name}, patch {self.preset.img_size}"
+        plot_loss_curve(self.out / run_dir.LOSS_CURVE, state.step_losses, state.epochs, title=title,
                         step_measures=state.step_measures)
+        if self.config.probe:
+            from sslseg.probes.live import PROBE_DICE, PROBE_LINES
+
+            plot_metric_curve(self.out / PROBE_CURVE, state.epochs, PROBE_DICE, PROBE_LINES,
+                              label="linear probe Dice", title=f"Frozen-encoder probes, {title}")
         self._plotted_at, self._plotted_step = time.monotonic(), state.step
 
     def write_encoder(self, state: TrainState, model, plot: bool = True) -> None:

@@ -37,8 +37,9 @@ class TokenGridFeatures(torch.nn.Module):
 
 def frozen_features(preset: ViTPreset, state: dict | None, seed: int) -> TokenGridFeatures:
     """The preset's ViT seeded with ``seed``, then given ``state`` (ViTAutoEnc names) unless None."""
-    torch.manual_seed(seed)
-    backbone = ViTBackbone(preset)
+    with torch.random.fork_rng(devices=[]):  # the caller's random stream untouched (a pretraining's)
+        torch.manual_seed(seed)
+        backbone = ViTBackbone(preset)
     if state is not None:
         load_encoder_into(backbone, state, target_prefix="vit.", resize_position_embedding_to_fit=True)
     return TokenGridFeatures(backbone, preset.patch_size)

@@ -46,17 +46,19 @@ def fit_linear_probe(features: torch.nn.Module, crops: list[tuple[torch.Tensor, 
             grids.append(features(image))
             labels.append(label.long())
     grids, labels = torch.cat(grids), torch.cat(labels)  # (N, F, g, g, g), (N, 1, S, S, S)
-    torch.manual_seed(seed)
-    probe = LinearVoxelProbe(features, grids.shape[1], classes)
+    with torch.random.fork_rng(devices=[]):  # seeded here, the caller's random stream untouched (a pretraining's)
+        torch.manual_seed(seed)
+        probe = LinearVoxelProbe(features, grids.shape[1], classes)
     optimizer = torch.optim.Adam(probe.linear.parameters(), lr=lr)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     order = np.random.default_rng(seed)
     losses = []
-    for _ in range(steps):
-        pick = torch.from_numpy(order.choice(len(grids), size=min(BATCH, len(grids)), replace=False))
-        loss = loss_fn(probe.logits(grids[pick], labels.shape[2:]), labels[pick])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    with torch.enable_grad():  # also when called from a no-grad evaluation (probes during pretraining)
+        for _ in range(steps):
+            pick = torch.from_numpy(order.choice(len(grids), size=min(BATCH, len(grids)), replace=False))
+            loss = loss_fn(probe.logits(grids[pick], labels.shape[2:]), labels[pick])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
     return probe.eval(), losses

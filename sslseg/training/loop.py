@@ -46,6 +46,7 @@ class LoopConfig:
         stage: the ``stage`` field of progress events.
         measures: loss parts recorded per reported step in ``TrainState.step_measures`` (e.g. a joint-embedding
             method's ``embedding_std``), kept through resume and plotted beside the loss.
+        probe_every: run ``TrainParts.probe`` every this many epochs, and after the last (0: never).
     """
 
     epochs: int | None
@@ -55,6 +56,7 @@ class LoopConfig:
     checkpoint_every: int = 0
     stage: str = "train"
     measures: tuple[str, ...] = ()
+    probe_every: int = 0
 
 
 @dataclass
@@ -95,6 +97,8 @@ class TrainParts:
         val_batches: ``() -> iterable of batches`` of this process's validation share, or None.
         evaluate: ``() -> dict`` of validation metrics (e.g. Dice) merged into the epoch's record, or None; called
             with the model in eval mode and gradients off, on every process (it gathers its own shares).
+        probe: ``() -> dict`` of representation measures (frozen-encoder probes) merged into the epoch's record every
+            ``LoopConfig.probe_every`` epochs, or None; called like ``evaluate``.
         on_checkpoint: ``(state, reason)`` with reason ``"step"``, ``"epoch"``, ``"end"`` or ``"stopped"``.
         after_step: ``(steps_done)`` after every optimiser step (a method's EMA or queue update), or None.
     """
@@ -110,6 +114,7 @@ class TrainParts:
     compute_val: Callable | None = None
     val_batches: Callable[[], Iterable] | None = None
     evaluate: Callable[[], dict] | None = None
+    probe: Callable[[], dict] | None = None
     on_checkpoint: Callable[[TrainState, str], None] = lambda state, reason: None
     after_step: Callable[[int], None] | None = None
 
@@ -150,14 +155,16 @@ def validate(parts: TrainParts, dist: DistContext) -> float | None:
     return total / count if count else None
 
 
-def evaluate(parts: TrainParts) -> dict:
-    """The metrics of ``parts.evaluate`` (model in eval mode, no gradients); {} without it."""
-    if parts.evaluate is None:
+def evaluate(parts: TrainParts, measure: Callable[[], dict] | None = None) -> dict:
+    """The metrics of ``measure`` (default ``parts.evaluate``) with the model in eval mode and no gradients; {}
+    without it."""
+    measure = parts.evaluate if measure is None else measure
+    if measure is None:
         return {}
     parts.model.eval()
     try:
         with torch.no_grad():
-            return parts.evaluate()
+            return measure()
     finally:
         parts.model.train()
 
@@ -278,6 +285,8 @@ def _finish_epoch(parts, state, config, dist, events, stats, total) -> None:
     if config.val_every and (epoch_number % config.val_every == 0 or last):
         val_loss = validate(parts, dist)
         metrics = evaluate(parts)
+    if parts.probe is not None and config.probe_every and (epoch_number % config.probe_every == 0 or last):
+        metrics.update(evaluate(parts, parts.probe))
     record = {"epoch": epoch_number, "step": state.step, "train_loss": train_loss, "val_loss": val_loss, **metrics}
     state.epochs.append(record)
     state.epoch += 1
