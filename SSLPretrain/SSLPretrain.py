@@ -6,6 +6,7 @@ through ``sslseg.jobs``; scene <-> files and plots come from ``SSLSegmentationLi
 module that uses the encoder). torch and monai are never imported here.
 """
 
+import logging
 import pathlib
 import tempfile
 from typing import Annotated
@@ -65,6 +66,8 @@ class SSLPretrainParameterNode:
     precision: Annotated[str, Choice(["auto", "bf16", "fp16", "off"])] = "auto"
     outputFolder: pathlib.Path
     resume: bool = False
+    probeFolder: pathlib.Path
+    probeEvery: Annotated[int, WithinRange(1, 1000)] = 5
 
 
 class SSLPretrainWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -226,12 +229,17 @@ class SSLPretrainLogic(ScriptedLoadableModuleLogic):
         if outDir is None:
             raise ValueError(_("Choose an output folder for the run."))
         reduceSupported = parameters.reduceSlices == 0 or Commands.engineHasOption("pretrain", "--reduce")
+        probeDir = SegmentationCommands.pathOrNone(parameters.probeFolder)
+        if probeDir is not None and not Commands.engineHasOption("pretrain", "--probe"):
+            logging.warning("this engine has no `sslseg pretrain --probe`: pretraining without the live probes")
+            probeDir = None
         dataDir, exported = self.dataFolder(parameters, volumeNodes)
         args = Commands.pretrainArgs(dataDir, outDir, parameters.method,
                                      parameters.preset, parameters.epochs, parameters.batchSize, parameters.patchSize,
                                      parameters.learningRate, parameters.device, parameters.precision,
                                      parameters.resume, parameters.reduceSlices, reduceSupported, list(extraArgs),
-                                     methodOptions=parameters.methodOptions)
+                                     methodOptions=parameters.methodOptions, probeDir=probeDir,
+                                     probeEvery=parameters.probeEvery)
         self.plot = plot = Plots.reusedPlot(self.plot, slicer.mrmlScene, Plots.lossPlot, keepRows=parameters.resume)
         showChart(plot.chartNode)
 

@@ -64,6 +64,7 @@ class SSLSegmentationParameterNode:
     show3D: bool = False
     referenceSegmentation: vtkMRMLSegmentationNode
     predictedSegmentation: vtkMRMLSegmentationNode
+    studyFolder: pathlib.Path
 
 
 class SSLSegmentationWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -80,6 +81,7 @@ class SSLSegmentationWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidg
         self.ui.trainButton.connect("clicked(bool)", self.onTrainButton)
         self.ui.segmentButton.connect("clicked(bool)", self.onSegmentButton)
         self.ui.compareButton.connect("clicked(bool)", self.onCompareButton)
+        self.ui.showStudyButton.connect("clicked(bool)", self.onShowStudyButton)
         self.initializeParameterNode()
         self.offerLastEncoder()
 
@@ -107,6 +109,7 @@ class SSLSegmentationWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidg
         self.ui.segmentButton.text = _("Cancel") if segmenting else _("Segment")
         self.ui.segmentButton.enabled = segmenting or bool(p and p.inputVolume and Commands.isModelFolder(p.modelFolder))
         self.ui.compareButton.enabled = bool(p and p.referenceSegmentation and p.predictedSegmentation)
+        self.ui.showStudyButton.enabled = bool(p and Commands.pathOrNone(p.studyFolder))
 
     def checkedTrainingPairs(self) -> list:
         return SceneData.trainingPairs(self.ui.trainingSegmentationsComboBox.checkedNodes())
@@ -176,6 +179,14 @@ class SSLSegmentationWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidg
         p = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Comparison failed."), waitCursor=True):
             showTable(self.logic.compare(p.predictedSegmentation, p.referenceSegmentation))
+
+
+    def onShowStudyButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("The study could not be shown."), waitCursor=True):
+            table, plot, report = self.logic.showStudy(self._parameterNode.studyFolder)
+            showChart(plot.chartNode)
+            showTable(table)
+            self.ui.studySummaryLabel.text = report
 
 
 class SSLSegmentationLogic(ScriptedLoadableModuleLogic):
@@ -330,6 +341,21 @@ class SSLSegmentationLogic(ScriptedLoadableModuleLogic):
                                                        referenceSegmentation, volume)
         logging.info("Dice per organ: %s", {s.organ: round(s.dice, 4) for s in scores})
         return table
+
+
+    def showStudy(self, studyFolder):
+        """A finished ``sslseg study`` (``study.json``) as a table node and a chart (mean Dice vs N per
+        initialisation); returns ``(table node, plot, one line about it)``."""
+        from SSLSegmentationLib import StudyView
+
+        study = StudyView.readStudy(studyFolder)
+        table = StudyView.studyTable(slicer.mrmlScene, study)
+        plot = StudyView.studyPlot(slicer.mrmlScene, study)
+        plan = study.get("plan", {})
+        report = pathlib.Path(str(studyFolder)) / "report.md"
+        return table, plot, _("{done} of {planned} cells, held out: {held}; full report: {report}").format(
+            done=study.get("cells_done"), planned=study.get("cells_planned"),
+            held=", ".join(plan.get("held_out", [])), report=report)
 
 
 def removeWorkFolders(job) -> None:

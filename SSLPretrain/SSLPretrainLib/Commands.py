@@ -68,11 +68,12 @@ def engineHasOption(command: str, option: str) -> bool:
 def pretrainArgs(dataDir, outDir, method: str | None = None, preset: str = "vit-b", epochs: int = 100,
                  batchSize: int = 4, patchSize: int = 0, learningRate: float = 1e-4, device: str = "auto",
                  amp: str = "auto", resume: bool = False, reduceSlices: int = 0, reduceSupported: bool = True,
-                 extra: list | None = None, methodOptions: str = "") -> list[str]:
+                 extra: list | None = None, methodOptions: str = "", probeDir=None, probeEvery: int = 5) -> list[str]:
     """Arguments of ``sslseg pretrain`` (without the command). ``reduceSlices`` K > 0 passes ``--reduce K`` when the
     engine supports it (``reduceSupported``), else it is left out with a warning. ``method``: the table's default when
     None. ``methodOptions``: the panel's ``"key=value, ..."`` text, passed as ``--method-option`` (see
-    :func:`methodOptionArgs`)."""
+    :func:`methodOptionArgs`). ``probeDir``: labelled cases for the live probes (``--probe``), every ``probeEvery``
+    epochs."""
     from SSLSegmentationLib.Commands import dataArg
 
     method = method or defaultMethod()
@@ -87,6 +88,8 @@ def pretrainArgs(dataDir, outDir, method: str | None = None, preset: str = "vit-
             args += ["--reduce", str(reduceSlices)]
         else:
             logging.warning("this engine has no `sslseg pretrain --reduce`: pretraining on every slice")
+    if probeDir:
+        args += ["--probe", dataArg(probeDir, "labelled folder to probe on"), "--probe-every", str(probeEvery)]
     if resume:
         args.append("--resume")  # a new run into a folder holding one is refused by the engine, with a hint
     return args + [str(a) for a in (extra or [])]

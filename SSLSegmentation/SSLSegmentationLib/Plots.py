@@ -122,10 +122,23 @@ def addPretrainEvent(plot: TrainingPlot, event: dict) -> bool:
             values[EMBEDDING_STD] = event["embedding_std"]
         plot.addRow(event["step"], values)
         return True
-    if event.get("event") == "epoch" and event.get("val_loss") is not None:
-        plot.addRow(event.get("step", 0), {"validation loss": event.get("val_loss")})
-        return True
-    return False
+    if event.get("event") != "epoch":
+        return False
+    values = {"validation loss": event.get("val_loss")} if event.get("val_loss") is not None else {}
+    values.update(probeValues(event))
+    if values:
+        plot.addRow(event.get("step", 0), values)
+    return bool(values)
+
+
+def probeValues(event: dict) -> dict:
+    """The live probes of an ``epoch`` event (``sslseg pretrain --probe``), one series each: the encoder's linear
+    Dice and kNN accuracy, and the random initialisation's beside them (all in 0..1)."""
+    if event.get("probe_linear_dice") is None and event.get("probe_knn_accuracy") is None:
+        return {}
+    values = {"probe linear Dice": event.get("probe_linear_dice")}
+    values.update({f"probe {name}": value for name, value in (event.get("probe") or {}).items()})
+    return {name: value for name, value in values.items() if isinstance(value, (int, float))}
 
 
 def dicePlot(scene, name: str = "SSL segmentation training") -> TrainingPlot:

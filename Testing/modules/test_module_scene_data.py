@@ -119,6 +119,16 @@ def test_live_plots_take_worker_events(scene):
     assert joint.chartNode.GetNumberOfPlotSeriesNodes() == 2
     assert joint.chartNode.GetYAxisTitle() == "loss / embedding std"
 
+    probed = Plots.lossPlot(scene, "probed loss")  # `sslseg pretrain --probe`: the probes' epoch record
+    assert Plots.addPretrainEvent(probed, {"event": "epoch", "step": 3, "val_loss": None, "probe_linear_dice": 0.4,
+                                           "probe_knn_accuracy": 0.7,
+                                           "probe": {"kNN accuracy": 0.7, "random init: linear Dice": 0.1,
+                                                     "random init: kNN accuracy": 0.3}})
+    assert not Plots.addPretrainEvent(probed, {"event": "epoch", "step": 4, "val_loss": None})
+    assert probed.columns == ["step", "probe linear Dice", "probe kNN accuracy", "probe random init: linear Dice",
+                              "probe random init: kNN accuracy"]
+    assert probed.values("probe kNN accuracy") == [0.7] and probed.values("probe random init: linear Dice") == [0.1]
+
     dice = Plots.dicePlot(scene)
     assert Plots.addFinetuneEvent(dice, {"event": "progress", "step": 4, "loss": 1.2})
     event = {"event": "epoch", "epoch": 1, "step": 4, "val_dice": 0.6,
@@ -133,6 +143,10 @@ def test_worker_command_lines(tmp_path):
     args = PretrainCommands.pretrainArgs("data", "run", preset="tiny", epochs=3, reduceSlices=6)
     assert args[:2] == ["data", "--out"] and args[args.index("--reduce") + 1] == "6" and "--resume" not in args
     assert "--reduce" not in PretrainCommands.pretrainArgs("d", "r", reduceSlices=6, reduceSupported=False)
+    probed = PretrainCommands.pretrainArgs("d", "r", probeDir=tmp_path, probeEvery=3)
+    assert probed[probed.index("--probe") + 1] == str(tmp_path) and probed[probed.index("--probe-every") + 1] == "3"
+    assert "--probe" not in args
+    assert PretrainCommands.engineHasOption("pretrain", "--probe")
     assert PretrainCommands.engineHasOption("pretrain", "--epochs")
     assert not PretrainCommands.engineHasOption("pretrain", "--no-such-option")
     assert PretrainCommands.previewFiles(["x/a_original.nii.gz", "x/a_views.png"]) == ["x/a_original.nii.gz"]
@@ -141,3 +155,32 @@ def test_worker_command_lines(tmp_path):
     assert Commands.pathOrNone(Path("")) is None and Commands.pathOrNone("a") == Path("a")
     (tmp_path / "model.json").write_text("{}")
     assert Commands.isModelFolder(tmp_path) and not Commands.isEncoderRun(tmp_path)
+
+
+def test_a_finished_study_shows_as_a_table_and_a_chart(scene, tmp_path):
+    """The study's numbers reach the scene unchanged: a row per (initialisation, N) with the paired difference, and
+    a chart of mean Dice against N with one series per initialisation; a folder without a study names the fix."""
+    from SSLSegmentationLib import StudyView
+
+    from sslseg.study.plan import StudyPlan, initialisations
+    from sslseg.study.report import write_report
+
+    def cell(init, n, seed, dice):
+        return {"id": f"n{n}-{init}-s{seed}", "init": init, "cases": n, "seed": seed, "mean_dice": dice,
+                "held_out": {"a": {"liver": {"dice": dice, "hd95_mm": 2.0}}}, "per_organ": {}}
+
+    cells = [cell("random", n, s, 0.2 * n + 0.01 * s) for n in (1, 2) for s in range(2)]
+    cells += [cell("ssl", n, s, 0.2 * n + 0.01 * s + 0.05) for n in (1, 2) for s in range(2)]
+    plan = StudyPlan("data", initialisations(["runs/ssl"]), [1, 2], 2, 0, ["a"], ["b", "c"]).to_json()
+    write_report(tmp_path, plan, cells, {})
+    study = StudyView.readStudy(tmp_path)
+    table = StudyView.studyTable(scene, study)
+    assert table.GetNumberOfRows() == 4
+    assert [table.GetCellText(0, c) for c in range(7)] == ["random", "1", "0.2050", "0.0071", "0.2000", "0.2100", "2"]
+    assert table.GetCellText(3, 0) == "ssl" and table.GetCellText(3, 1) == "2"
+    assert table.GetCellText(3, 7) == "+0.050 [+0.050, +0.050]" and table.GetCellText(1, 7) == ""
+    plot = StudyView.studyPlot(scene, study)
+    assert plot.columns == ["labelled cases", "random", "ssl"]
+    assert plot.values("labelled cases") == [1, 2] and plot.values("ssl") == pytest.approx([0.255, 0.455])
+    with pytest.raises(ValueError, match="holds no finished study"):
+        StudyView.readStudy(tmp_path / "nothing")
