@@ -141,12 +141,12 @@ def test_token_features_sit_where_their_voxels_are():
 def test_probes_during_pretraining_report_every_k_epochs_without_changing_the_training(unlabelled_dir, pretrain_cache,
                                                                                        labelled_dir, tmp_path):
     """``--probe`` adds the probes to epochs 2 and 3 (every 2, and the last), the random baseline beside them, and a
-    chart; the losses are exactly those of the run without probes (the probes read a copy of the encoder, so the
+    panel of the loss curve; the losses are exactly those of the run without probes (the probes read a copy of the encoder, so the
     training model keeps its gradients and mode, and draw from their own random streams). Shown to fail when the
     probe wraps the training model's own backbone."""
     from pretrain_support import load_state, run_tiny
 
-    from sslseg.pretrain.run import PROBE_CURVE
+    from sslseg.training.plots import loss_curve_figure
 
     plain, probed = tmp_path / "plain", tmp_path / "probed"
     run_tiny(unlabelled_dir, plain, pretrain_cache, method="simclr", epochs=3, val_every=0)
@@ -158,5 +158,14 @@ def test_probes_during_pretraining_report_every_k_epochs_without_changing_the_tr
         assert 0.0 <= epoch["probe_knn_accuracy"] <= 1.0 and 0.0 <= epoch["probe_linear_dice"] <= 1.0
         assert set(epoch["probe"]) == {"kNN accuracy", "random init: linear Dice", "random init: kNN accuracy"}
     assert epochs[1]["probe"]["random init: kNN accuracy"] == epochs[2]["probe"]["random init: kNN accuracy"]
-    assert (probed / PROBE_CURVE).stat().st_size > 1000 and not (plain / PROBE_CURVE).exists()
+    def probe_panel(run):
+        state = load_state(run)["state"]
+        figure = loss_curve_figure(state["step_losses"], state["epochs"], step_measures=state["step_measures"])
+        return [a for a in figure.axes if a.get_ylabel() == "probes"]
+
+    (panel,) = probe_panel(probed)  # below the loss and the collapse measures, in loss_curve.png
+    assert sorted(line.get_label() for line in panel.get_lines()) == [
+        "kNN accuracy", "linear Dice", "random init: kNN accuracy", "random init: linear Dice"]
+    assert list(panel.get_lines()[0].get_xdata()) == [e["step"] for e in epochs[1:]]
+    assert probe_panel(plain) == []
     assert load_state(probed)["state"]["step_losses"] == load_state(plain)["state"]["step_losses"]

@@ -25,7 +25,7 @@ def test_pretrain_panel_plots_the_live_probes_of_a_labelled_folder(slicer_runtim
         assert [e["epoch"] for e in probed] == [1, 2]
         assert "probe linear Dice" in logic.plot.columns and "probe random init: kNN accuracy" in logic.plot.columns
         assert logic.plot.values("probe kNN accuracy")[-1] == probed[-1]["probe_knn_accuracy"]
-        assert (tmp_path / "run" / "probe_curve.png").is_file()
+        assert (tmp_path / "run" / "loss_curve.png").is_file()
     finally:
         stop(widget.logic.job)
         close_widget(widget)

@@ -76,7 +76,7 @@ def register(subparsers) -> None:
     parser.add_argument("--probe", metavar="LABELLED_DIR",
                         help="labelled cases (as for `sslseg finetune`) to probe the encoder on while it trains: "
                         "linear voxel Dice and kNN organ accuracy of its frozen features, beside a random "
-                        "initialisation's, as events and in probe_curve.png (see `sslseg probe`)")
+                        "initialisation's, as epoch events and a panel of loss_curve.png (see `sslseg probe`)")
     parser.add_argument("--probe-every", type=positive_int, default=d.probe_every, metavar="N",
                         help=f"probe every N epochs and after the last (default {d.probe_every})")
     add_intensity_options(parser, d, "every tissue stays distinct; the MONAI tutorial used -57 164")

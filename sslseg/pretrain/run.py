@@ -43,7 +43,7 @@ from sslseg.training.amp import Precision, resolve_amp
 from sslseg.training.checkpoint import save_checkpoint
 from sslseg.training.compute import describe_compute
 from sslseg.training.loop import LoopConfig, TrainParts, TrainState, emit_warning, planned_epochs, planned_steps
-from sslseg.training.plots import plot_loss_curve, plot_metric_curve
+from sslseg.training.plots import plot_loss_curve
 from sslseg.training.seeding import seed_everything
 from sslseg.training.session import (Session, SessionOptions, checkpoint_content, report_done, restore_checkpoint,
                                      run_session, train_reporting, wrap_ddp)
@@ -54,8 +54,6 @@ log = logging.getLogger(__name__)
 #: The loss-curve PNG is redrawn at an epoch end at most this often (and always at the end of the run or a stop):
 #: drawing it costs about 0.5 s, a quarter of a tiny-preset epoch of 16 patches on a 2-core CPU.
 PLOT_EVERY_S = 30.0
-#: The live probes' chart (``--probe``).
-PROBE_CURVE = "probe_curve.png"
 
 
 @dataclass
@@ -297,14 +295,9 @@ class _Outputs:
         """The loss curve, unless it was drawn less than ``PLOT_EVERY_S`` ago (``force``: unless already current)."""
         if self._plotted_step == state.step or (not force and time.monotonic() - self._plotted_at < PLOT_EVERY_S):
             return
-        title = f"{self.method.name}, {self.preset.name}, patch {self.preset.img_size}"
-        plot_loss_curve(self.out / run_dir.LOSS_CURVE, state.step_losses, state.epochs, title=title,
+        plot_loss_curve(self.out / run_dir.LOSS_CURVE, state.step_losses, state.epochs,
+                        title=f"{self.method.name}, {self.preset.name}, patch {self.preset.img_size}",
                         step_measures=state.step_measures)
-        if self.config.probe:
-            from sslseg.probes.live import PROBE_DICE, PROBE_LINES
-
-            plot_metric_curve(self.out / PROBE_CURVE, state.epochs, PROBE_DICE, PROBE_LINES,
-                              label="linear probe Dice", title=f"Frozen-encoder probes, {title}")
         self._plotted_at, self._plotted_step = time.monotonic(), state.step
 
     def write_encoder(self, state: TrainState, model, plot: bool = True) -> None:

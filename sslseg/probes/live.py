@@ -12,9 +12,8 @@ from pathlib import Path
 
 from sslseg.probes.frozen_encoder import RANDOM_INIT, frozen_features
 from sslseg.probes.run import ProbeConfig, prepare, run_probes
+from sslseg.training.plots import PROBE_DICE, PROBE_KNN, PROBE_LINES
 
-#: The epoch record's keys: bold line of the probe chart, and every line by name.
-PROBE_DICE, PROBE_KNN, PROBE_LINES = "probe_linear_dice", "probe_knn_accuracy", "probe"
 
 
 class LiveProbe:

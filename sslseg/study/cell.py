@@ -13,6 +13,7 @@ the cell's the mean over cases.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -45,7 +46,7 @@ def run_cell(plan: StudyPlan, cell: Cell, study_dir: Path, held_out: list[Labell
     started = time.monotonic()
     config = FinetuneConfig(data_dir=plan.data_dir, out_dir=str(out), encoder=cell.init.encoder, seed=cell.seed,
                             only_cases=tuple(plan.training_cases(cell)), val_every=0, val_fraction=0.0,
-                            cache_dir=str(Path(study_dir) / "cache"), events=str(out) + ".events.jsonl",
+                            cache_dir=str(Path(study_dir) / "cache"), events=os.devnull,  # MODEL_DIR/events.jsonl
                             **plan.finetune)
     resumable = (out / "checkpoint.pt").is_file()
     summary = finetune(replace(config, resume=resumable, overwrite=not resumable))
