@@ -20,7 +20,7 @@ def _cell(init: str, n: int, seed: int, case_dice: dict[str, list[float]]) -> di
                 for case, values in case_dice.items()}
     means = [float(np.mean(v)) for v in case_dice.values()]
     return {"id": f"n{n}-{init}-s{seed}", "init": init, "cases": n, "seed": seed, "held_out": held_out,
-            "mean_dice": float(np.mean(means)), "per_organ": {}}
+            "mean_dice": float(np.mean(means)), "per_organ": {}, "mean_hd95_mm": 2.0 + seed}
 
 
 def test_table_spreads_and_paired_differences_of_a_hand_built_study(tmp_path):
@@ -43,6 +43,7 @@ def test_table_spreads_and_paired_differences_of_a_hand_built_study(tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert "| random | 0.500 ± 0.100 (0.400..0.600) |" in report
     assert "| ssl | +0.050 [+0.050, +0.050] |" in report
+    assert "| random | 3.0 ± 1.0 |" in report  # HD95 2, 3, 4 mm over the seeds
     assert (tmp_path / "label_efficiency.png").stat().st_size > 1000
     assert json.loads((tmp_path / "study.json").read_text())["summary"] == json.loads(json.dumps(study["summary"]))
 

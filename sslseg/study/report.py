@@ -16,7 +16,7 @@ PLOT = "label_efficiency.png"
 
 def write_report(study_dir: Path, plan: dict, cells: list[dict], machine: dict) -> dict:
     """All three files from the finished cells; returns the ``study.json`` content."""
-    summary = summarise(cells) if cells else {"table": {}, "differences": {}}
+    summary = summarise(cells) if cells else {"table": {}, "hd95_mm": {}, "differences": {}}
     total = len(plan_cells(plan))
     study = {"plan": plan, "machine": machine, "cells_done": len(cells), "cells_planned": total,
              "summary": summary, "cells": sorted(cells, key=lambda c: (c["cases"], c["init"], c["seed"]))}
@@ -46,6 +46,12 @@ def markdown(study: dict) -> str:
     for init, row in summary["table"].items():
         cells = [_spread(row[n]) if n in row else "–" for n in counts]
         lines.append(f"| {init} | " + " | ".join(cells) + " |")
+    if summary.get("hd95_mm"):
+        lines += ["", "## Mean HD95 (mm) on the held-out cases (organs the model found; mean ± sd over seeds)", "",
+                  "| initialisation | " + " | ".join(f"N = {n}" for n in counts) + " |", "|---|" + "---|" * len(counts)]
+        for init, row in summary["hd95_mm"].items():
+            lines.append(f"| {init} | " + " | ".join(f"{row[n]['mean']:.1f} ± {row[n]['sd']:.1f}" if n in row else "–"
+                                                    for n in counts) + " |")
     if summary["differences"]:
         lines += ["", f"## Paired difference SSL − random (mean, {CONFIDENCE:.0%} bootstrap interval over "
                   "(seed, held-out case) pairs)", "",

@@ -53,13 +53,16 @@ def paired_differences(encoder_cells: list[dict], random_cells: list[dict]) -> l
 
 
 def summarise(cells: list[dict]) -> dict:
-    """``{"table": {init: {N: spread}}, "differences": {init: {N: {...}}}}`` (N as strings: JSON keys)."""
+    """``{"table": {init: {N: spread of mean Dice}}, "hd95_mm": {init: {N: spread of mean HD95}}, "differences":
+    {init: {N: {...}}}}`` (N as strings: JSON keys; HD95 over the cells that have one)."""
     inits = list(dict.fromkeys(c["init"] for c in cells))
     counts = sorted({c["cases"] for c in cells})
-    table, differences = {}, {}
+    table, distances, differences = {}, {}, {}
     for init in inits:
-        table[init] = {str(n): spread([c["mean_dice"] for c in cells if c["init"] == init and c["cases"] == n])
-                       for n in counts if any(c["init"] == init and c["cases"] == n for c in cells)}
+        mine = {n: [c for c in cells if c["init"] == init and c["cases"] == n] for n in counts}
+        table[init] = {str(n): spread([c["mean_dice"] for c in group]) for n, group in mine.items() if group}
+        distances[init] = {str(n): spread([c["mean_hd95_mm"] for c in group if c.get("mean_hd95_mm") is not None])
+                           for n, group in mine.items() if any(c.get("mean_hd95_mm") is not None for c in group)}
     for init in (i for i in inits if i != RANDOM):
         differences[init] = {}
         for n in counts:
@@ -69,4 +72,4 @@ def summarise(cells: list[dict]) -> dict:
                 low, high = bootstrap_interval(pairs)
                 differences[init][str(n)] = {"mean": float(np.mean(pairs)), "ci_low": low, "ci_high": high,
                                              "pairs": len(pairs)}
-    return {"table": table, "differences": differences}
+    return {"table": table, "hd95_mm": distances, "differences": differences}
