@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sslseg.package.files import write_atomically, write_json
+from sslseg.study.plan import RANDOM
 from sslseg.study.statistics import CONFIDENCE, summarise
 
 STUDY_JSON = "study.json"
@@ -16,7 +17,8 @@ PLOT = "label_efficiency.png"
 
 def write_report(study_dir: Path, plan: dict, cells: list[dict], machine: dict) -> dict:
     """All three files from the finished cells; returns the ``study.json`` content."""
-    summary = summarise(cells) if cells else {"table": {}, "hd95_mm": {}, "differences": {}}
+    order = [init["name"] for init in plan["inits"]]
+    summary = summarise(cells, order) if cells else {"table": {}, "hd95_mm": {}, "differences": {}}
     total = len(plan_cells(plan))
     study = {"plan": plan, "machine": machine, "cells_done": len(cells), "cells_planned": total,
              "summary": summary, "cells": sorted(cells, key=lambda c: (c["cases"], c["init"], c["seed"]))}
@@ -76,11 +78,17 @@ def plot(path: Path, summary: dict) -> None:
 
     figure = Figure(figsize=(6, 4.2), dpi=110)
     axes = figure.add_subplot()
-    for init, row in summary["table"].items():
+    rows = summary["table"]
+    every = sorted({int(n) for row in rows.values() for n in row})
+    for index, (init, row) in enumerate(rows.items()):
         counts = sorted(int(n) for n in row)
-        axes.errorbar(counts, [row[str(n)]["mean"] for n in counts], yerr=[row[str(n)]["sd"] for n in counts],
-                      marker="o", capsize=3, label=init)
+        dodge = 2 ** (0.04 * (index - (len(rows) - 1) / 2))  # side by side, so the error bars stay readable
+        axes.errorbar([n * dodge for n in counts], [row[str(n)]["mean"] for n in counts],
+                      yerr=[row[str(n)]["sd"] for n in counts], marker="o", capsize=3, label=init,
+                      color="black" if init == RANDOM else None, linestyle="--" if init == RANDOM else "-")
     axes.set_xscale("log", base=2)
+    axes.set_xticks(every, [str(n) for n in every])
+    axes.minorticks_off()
     axes.set_xlabel("labelled training cases N")
     axes.set_ylabel("mean Dice, held-out cases")
     axes.set_title("Label efficiency (error bars: sd over seeds)")

@@ -52,10 +52,13 @@ def paired_differences(encoder_cells: list[dict], random_cells: list[dict]) -> l
     return pairs
 
 
-def summarise(cells: list[dict]) -> dict:
+def summarise(cells: list[dict], order: list[str] | None = None) -> dict:
     """``{"table": {init: {N: spread of mean Dice}}, "hd95_mm": {init: {N: spread of mean HD95}}, "differences":
-    {init: {N: {...}}}}`` (N as strings: JSON keys; HD95 over the cells that have one)."""
-    inits = list(dict.fromkeys(c["init"] for c in cells))
+    {init: {N: {...}}}}`` (N as strings: JSON keys; HD95 over the cells that have one). Initialisations in
+    ``order`` (the plan's: random first), then any other in order of appearance."""
+    found = set(c["init"] for c in cells)
+    inits = [i for i in (order or []) if i in found] + [i for i in dict.fromkeys(c["init"] for c in cells)
+                                                         if i not in (order or [])]
     counts = sorted({c["cases"] for c in cells})
     table, distances, differences = {}, {}, {}
     for init in inits:
