@@ -62,6 +62,8 @@ class SSLSegmentationParameterNode:
     segmentDevice: Annotated[str, Choice(DEVICES)] = "auto"
     outputSegmentation: vtkMRMLSegmentationNode  # none selected: a new segmentation
     show3D: bool = False
+    largestComponent: bool = False
+    overlap: Annotated[float, WithinRange(0.0, 0.9)] = 0.25
     referenceSegmentation: vtkMRMLSegmentationNode
     predictedSegmentation: vtkMRMLSegmentationNode
     studyFolder: pathlib.Path
@@ -163,7 +165,8 @@ class SSLSegmentationWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidg
             self.logic.ensureDependencies()
         with slicer.util.tryWithErrorDisplay(_("Segmentation could not start."), waitCursor=True):
             self.logic.startSegmentation(p.inputVolume, p.modelFolder, p.segmentDevice, p.outputSegmentation,
-                                         p.show3D, onFinished=self.onSegmentFinished)
+                                         p.show3D, onFinished=self.onSegmentFinished, overlap=p.overlap,
+                                         largestComponent=p.largestComponent)
         self.ui.segmentStatusLabel.text = _("Segmenting...")
         self.updateButtons()
 
@@ -313,8 +316,9 @@ class SSLSegmentationLogic(ScriptedLoadableModuleLogic):
         return self.run(self.trainJob, finished, waitForCompletion)
 
     def startSegmentation(self, inputVolume, modelFolder, device="auto", outputSegmentation=None, show3D=False,
-                          onFinished=None, waitForCompletion=False):
-        """Segment ``inputVolume``; the result replaces ``outputSegmentation``'s segments, or is a new node."""
+                          onFinished=None, waitForCompletion=False, overlap=0.25, largestComponent=False):
+        """Segment ``inputVolume``; the result replaces ``outputSegmentation``'s segments, or is a new node.
+        ``overlap``, ``largestComponent``: ``sslseg segment``'s ``--overlap`` and ``--largest-component``."""
         self.ensureDependencies()
         work = self.workFolder("sslseg-segment-")
         image = SceneData.exportVolume(inputVolume, work / "input.nii.gz")
@@ -328,7 +332,8 @@ class SSLSegmentationLogic(ScriptedLoadableModuleLogic):
             slicer.util.setSliceViewerLayers(background=inputVolume, fit=False)
             return node
 
-        args = Commands.segmentArgs(image, modelFolder, labels, device)
+        args = Commands.segmentArgs(image, modelFolder, labels, device, overlap=overlap,
+                                    largestComponent=largestComponent)
         self.segmentJob = self.newJob("segment", args, importer=importResult, workFolders=[work])
         return self.run(self.segmentJob, onFinished, waitForCompletion)
 

@@ -62,9 +62,12 @@ def finetuneArgs(dataDir, outDir, encoder=None, preset: str = "auto", epochs: in
     return args + [str(a) for a in (extra or [])]
 
 
-def segmentArgs(image, modelDir, out, device: str = "auto", amp: str = "auto") -> list[str]:
+def segmentArgs(image, modelDir, out, device: str = "auto", amp: str = "auto", overlap: float = 0.25,
+                largestComponent: bool = False) -> list[str]:
     """``sslseg segment`` arguments (the output is written fresh into a temporary folder, hence --overwrite)."""
-    return [str(image), "--model", str(modelDir), "--out", str(out), "--device", device, "--amp", amp, "--overwrite"]
+    args = [str(image), "--model", str(modelDir), "--out", str(out), "--device", device, "--amp", amp,
+            "--overlap", f"{overlap:g}", "--overwrite"]
+    return args + (["--largest-component"] if largestComponent else [])
 
 
 #: The file of a run folder that a ``--resume`` continues from (``sslseg.training.run_dir.CHECKPOINT``).

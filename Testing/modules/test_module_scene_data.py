@@ -150,6 +150,10 @@ def test_worker_command_lines(tmp_path):
     assert PretrainCommands.engineHasOption("pretrain", "--epochs")
     assert not PretrainCommands.engineHasOption("pretrain", "--no-such-option")
     assert PretrainCommands.previewFiles(["x/a_original.nii.gz", "x/a_views.png"]) == ["x/a_original.nii.gz"]
+    segment = Commands.segmentArgs("ct.nii.gz", "model", "out.nii.gz")
+    assert segment[segment.index("--overlap") + 1] == "0.25" and "--largest-component" not in segment
+    segment = Commands.segmentArgs("ct.nii.gz", "model", "out.nii.gz", overlap=0.6, largestComponent=True)
+    assert segment[segment.index("--overlap") + 1] == "0.6" and segment[-1] == "--largest-component"
     finetune = Commands.finetuneArgs("cases", "model", None, resume=True)
     assert finetune[finetune.index("--encoder") + 1] == "none" and finetune[-1] == "--resume"
     assert Commands.pathOrNone(Path("")) is None and Commands.pathOrNone("a") == Path("a")

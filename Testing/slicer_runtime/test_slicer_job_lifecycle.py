@@ -135,7 +135,7 @@ def test_pretrain_panel_story_start_cancel_resume_use_encoder(slicer_runtime, tm
 def test_segmentation_panel_story_train_segment_replace_compare(slicer_runtime, tmp_path):
     """The SSLSegmentation panel's own buttons: train on segmentations checked in the scene, Segment into a new
     node, Segment again into that node (the question "replace?" answered no: nothing runs; yes: its segments are
-    replaced, the node stays), Compare with the reference; a Segment still running when the scene closes stops.
+    replaced, the node stays; the panel's largest-piece and overlap settings reach the worker), Compare with the reference; a Segment still running when the scene closes stops.
     Before ``confirmAnswers`` no test could answer yes: with testing enabled Slicer answers every dialog False."""
     import qt
 
@@ -181,6 +181,7 @@ def test_segmentation_panel_story_train_segment_replace_compare(slicer_runtime, 
         assert first.state.value == "done", first.log_text
         result = p.predictedSegmentation
         assert result is first.imported and "liver" in mrml.segment_names(result)
+        assert first.argv[first.argv.index("--overlap") + 1] == "0.25" and "--largest-component" not in first.argv
 
         result.GetSegmentation().AddEmptySegment("scribble", "scribble")
         p.outputSegmentation = result
@@ -190,9 +191,11 @@ def test_segmentation_panel_story_train_segment_replace_compare(slicer_runtime, 
         assert "scribble" in mrml.segment_names(result)
         logic.confirmAnswers = [True]
         count = slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode")
+        ui.largestComponentCheckBox.checked, ui.overlapSpinBox.value = True, 0.5  # the panel's engine options
         ui.segmentButton.click()
         second = logic.segmentJob
         assert second is not first
+        assert second.argv[second.argv.index("--overlap") + 1] == "0.5" and "--largest-component" in second.argv
         wait_until(slicer, lambda: second.state.finished, 300)
         assert second.state.value == "done", second.log_text
         assert second.imported is result and "scribble" not in mrml.segment_names(result)
