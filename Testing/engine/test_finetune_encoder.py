@@ -155,3 +155,70 @@ def test_no_encoder_means_random_initialisation():
     assert choice.state is None and choice.preset.img_size == 48 and choice.origin["kind"] == "random"
     with pytest.raises(SSLSegError, match="no such folder or file"):
         choose_encoder("/nonexistent/encoder.pt")
+
+
+def test_retraining_from_a_model_keeps_its_network_and_organs_and_adds_new_ones(labelled_dir, tmp_path, run_finetune):
+    """``--from-model``: every tensor of the package is the new network's starting point (the output layer's old
+    rows exactly, one new row for the new organ), the old organs keep their values, the new one is appended, the
+    package's preprocessing is kept (another --spacing on the command line is not used), and the card says where it
+    came from."""
+    import json
+
+    import numpy as np
+    import torch
+
+    from sslseg.finetune.from_model import load_starting_weights, read_starting_model
+    from sslseg.io.volume_io import read_volume, write_volume
+    from sslseg.models.unetr import build_unetr
+
+    first = tmp_path / "first"
+    run_finetune(labelled_dir, first, max_steps=2, val_every=0)
+    start = read_starting_model(first)
+    organs = [label.name for _, label in sorted(start.labels.labels.items())]
+
+    # a corrected case that draws one more organ ("tumour", value 9) into a copy of the data
+    corrected = tmp_path / "corrected"
+    (corrected / "imagesTr").mkdir(parents=True)
+    (corrected / "labelsTr").mkdir()
+    for image in sorted((labelled_dir / "imagesTr").glob("*.nii.gz"))[:2]:
+        labels = read_volume(labelled_dir / "labelsTr" / image.name)
+        array = labels.array.copy()
+        array[10:14, 10:14, 10:14] = 9
+        write_volume(read_volume(image), corrected / "imagesTr" / image.name)
+        write_volume(labels.with_array(array), corrected / "labelsTr" / image.name)
+    names = json.loads((labelled_dir / "dataset.json").read_text())
+    names["labels"]["9"] = "tumour"
+    (corrected / "dataset.json").write_text(json.dumps(names))
+
+    model = build_unetr(start.preset, len(organs) + 2, start.feature_size)
+    report = load_starting_weights(model, start.package.state_dict)
+    state = model.state_dict()
+    assert len(report["grown"]) == 2  # the output convolution's weight and bias
+    for name, tensor in start.package.state_dict.items():
+        kept = state[name][: tensor.shape[0]] if name in report["grown"] else state[name]
+        assert torch.equal(kept, tensor.to(kept.dtype)), name
+
+    second = tmp_path / "second"
+    summary = run_finetune(corrected, second, from_model=str(first), spacing=(4.0, 4.0, 4.0), max_steps=2,
+                           val_every=0, feature_size=16)
+    card = json.loads((second / "model.json").read_text())
+    assert [label["name"] for label in card["labels"]] == organs + ["tumour"]
+    assert [label["value"] for label in card["labels"]] == list(range(1, len(organs) + 2))
+    assert card["preprocessing"] == start.package.card["preprocessing"]
+    assert card["architecture"]["config"]["feature_size"] == start.feature_size
+    encoder = card["provenance"]["encoder"]
+    assert encoder["kind"] == "model-package" and encoder["path"] == str(first.resolve())
+    assert summary["encoder_transferred"] == report["transferred"]
+
+
+def test_retraining_refuses_what_would_change_the_model(labelled_dir, tmp_path, run_finetune):
+    from sslseg.errors import SSLSegError
+
+    first = tmp_path / "first"
+    run_finetune(labelled_dir, first, max_steps=1, val_every=0)
+    with pytest.raises(SSLSegError, match="--encoder or --from-model, not both"):
+        run_finetune(labelled_dir, tmp_path / "a", from_model=str(first), encoder=str(first))
+    with pytest.raises(SSLSegError, match="--patch-size 64 differs from the model package's 32"):
+        run_finetune(labelled_dir, tmp_path / "b", from_model=str(first), patch_size=64)
+    with pytest.raises(SSLSegError, match="no model package there"):
+        run_finetune(labelled_dir, tmp_path / "c", from_model=str(tmp_path / "nothing"))

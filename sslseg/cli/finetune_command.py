@@ -50,11 +50,15 @@ def register(subparsers) -> None:
     parser.add_argument("data_dir", metavar="LABELLED_DIR", help="folder of image + label files, or a datalist JSON")
     parser.add_argument("--out", dest="out_dir", required=True, metavar="MODEL_DIR",
                         help="folder for the model package and every other output")
-    parser.add_argument("--encoder", required=True, metavar="RUN_DIR|FILE|none",
+    parser.add_argument("--encoder", metavar="RUN_DIR|FILE|none",
                         help="the ViT's initial weights: a `sslseg pretrain` RUN_DIR; a .pt/.pth state dict as MONAI's "
                         "SSL tutorial saves ViTAutoEnc (read with weights_only=True: files needing full unpickling "
                         "are refused) or a .safetensors file; or none for random initialisation. The number of "
-                        "tensors transferred is reported")
+                        "tensors transferred is reported. Required unless --from-model is given")
+    parser.add_argument("--from-model", metavar="MODEL_DIR",
+                        help="continue from this model package (segment, correct, retrain): its network, "
+                        "preprocessing and organs are kept, organs new in the cases are added as new output "
+                        "channels; writes a new package to --out")
     parser.add_argument("--preset", choices=sorted(PRESETS),
                         help="ViT size; default: the encoder card's (RUN_DIR), else vit-b. Must match the encoder")
     parser.add_argument("--patch-size", type=positive_int, metavar="S",
@@ -87,7 +91,13 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from sslseg.errors import SSLSegError
     from sslseg.finetune.run import finetune
 
+    if args.encoder is None and args.from_model is None:
+        raise SSLSegError("--encoder is required (or --from-model MODEL_DIR)",
+                          "give a pretraining RUN_DIR, a weights file, or none for random initialisation")
+    if args.encoder is None:
+        args.encoder = "none"
     finetune(config_from_args(FinetuneConfig, args))
     return 0

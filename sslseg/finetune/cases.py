@@ -196,9 +196,10 @@ def only(cases: list[LabelledCase], names, data_dir) -> list[LabelledCase]:
 
 def load_cases(data_dir: str | Path, cache_dir: Path, settings: SegmentationPreprocessing, val_fraction: float,
                seed: int, workers: int = 0, rank: int = 0, world_size: int = 1, barrier=None,
-               only_cases=None) -> CaseSet:
+               only_cases=None, base_labels: LabelTable | None = None) -> CaseSet:
     """Find, cache and split the labelled cases (``only_cases``: those names alone, all for training); the label set
-    is the union of names over the training cases."""
+    is the union of names over the training cases (``base_labels``: those, extended by the cases' new names; see
+    :func:`sslseg.finetune.from_model.extended_labels`)."""
     found, unlabelled = find_labelled_cases(data_dir)
     if only_cases is not None:
         found, unlabelled, val_fraction = only(found, only_cases, data_dir), [], 0.0
@@ -217,6 +218,10 @@ def load_cases(data_dir: str | Path, cache_dir: Path, settings: SegmentationPrep
     if val_fraction > 0 and not val and rank == 0:
         log.warning("only one labelled case: no validation")
     labels = union_of_names([c.table for c in train])
+    if base_labels is not None:
+        from sslseg.finetune.from_model import extended_labels
+
+        labels = extended_labels(base_labels, labels)
     if not len(labels) or not any(value for case in train for value in case.present):
         # named organs that no label map draws would train a model that only ever answers "background"
         raise SSLSegError(f"the training cases' label maps hold no organ (all background): "

@@ -4,13 +4,14 @@ tutorial where it has one: AdamW lr 1e-4, weight decay 1e-5, 4 crops per volume,
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from sslseg.training.settings import common_problems, refuse_output_inside_data, refuse_problems
 
 #: Settings that define what is trained: a resumed run must use the same values (others may change on resume).
 IDENTITY_FIELDS = (
     "preset", "patch_size", "feature_size", "crops_per_volume", "batch_size", "lr", "weight_decay", "grad_clip",
-    "seed", "val_fraction", "spacing", "ct_window", "modality", "only_cases",
+    "seed", "val_fraction", "spacing", "ct_window", "modality", "only_cases", "from_model",
 )
 
 
@@ -38,6 +39,8 @@ class FinetuneConfig:
         checkpoint_every: also checkpoint every N steps (0: at epoch ends only).
         spacing, ct_window, modality: preprocessing (``sslseg.segmentation.preprocess``), recorded in the card.
         cache_dir: preprocessed-case cache (None: MODEL_DIR/cache).
+        from_model: a MODEL_DIR to continue from (its network, preprocessing and labels, extended by new organs;
+            ``encoder`` must then be ``none``), or None.
         only_cases: train on these cases of ``data_dir`` alone (names), all as training cases (``sslseg study``'s
             subsets); None: every case, split as the data say.
         resume, overwrite, events: as for pretraining.
@@ -69,6 +72,7 @@ class FinetuneConfig:
     modality: str = "auto"
     cache_dir: str | None = None
     only_cases: tuple[str, ...] | None = None
+    from_model: str | None = None
     resume: bool = False
     overwrite: bool = False
     events: str | None = None
@@ -83,10 +87,17 @@ class FinetuneConfig:
             (len(self.ct_window) != 2 or not self.ct_window[1] > self.ct_window[0],
              "--ct-window takes LOW HIGH with LOW < HIGH (HU)"),
         ], "finetune")
+        refuse_problems([
+            (self.from_model is not None and str(self.encoder).lower() != "none",
+             "give --encoder or --from-model, not both (a model package holds its own encoder)"),
+            (self.from_model is not None and Path(self.from_model).resolve() == Path(self.out_dir).resolve(),
+             "--from-model and --out are one folder: write the retrained model to another MODEL_DIR"),
+        ], "finetune")
         refuse_output_inside_data(self.out_dir, self.data_dir, "MODEL_DIR", "LABELLED_DIR", "cases")
 
     def identity(self) -> dict:
         """The settings a resumed run must share with the run it continues (JSON-able)."""
         data = asdict(self)
         return {k: list(data[k]) if isinstance(data[k], tuple) else data[k] for k in IDENTITY_FIELDS
-                if k != "only_cases" or data[k] is not None}  # absent when unused: older checkpoints still resume
+                if k not in ("only_cases", "from_model") or data[k] is not None}  # absent when unused: older
+                                                                                   # checkpoints still resume

@@ -17,12 +17,14 @@ import torch
 
 from sslseg.data.loader import default_workers, make_loader
 from sslseg.data.sampler import EpochBatches
+from sslseg.errors import SSLSegError
 from sslseg.finetune.augmentation_card import describe_transforms
 from sslseg.finetune.card import model_card, validation_card
 from sslseg.finetune.cases import CaseSet, load_cases
 from sslseg.finetune.config import FinetuneConfig
 from sslseg.finetune.crops import LabelledCrops, tutorial_transforms
 from sslseg.finetune.encoder import EncoderChoice, choose_encoder
+from sslseg.finetune.from_model import StartingModel, load_starting_weights, read_starting_model
 from sslseg.finetune.validation import DiceValidation
 from sslseg.models.encoder_io import load_encoder_into
 from sslseg.models.unetr import build_unetr
@@ -74,16 +76,21 @@ def _run(config: FinetuneConfig, session: Session) -> dict:
     out, device, dist, events, stats = session.out, session.device, session.dist, session.events, session.stats
     set_track_meta(False)
     seed_everything(config.seed)
-    choice = choose_encoder(config.encoder, config.preset, config.patch_size)
+    start = read_starting_model(config.from_model) if config.from_model else None
+    choice = starting_choice(config, start) if start else choose_encoder(config.encoder, config.preset,
+                                                                          config.patch_size)
     preset = choice.preset
+    settings = start.settings if start else preprocessing_settings(config)
+    feature_size = start.feature_size if start else config.feature_size
     workers = default_workers() if config.workers is None else config.workers
     stats.update(force=True, status="preprocessing")
     events.emit("stage", stage="preprocess")
     cases = load_cases(config.data_dir, Path(config.cache_dir) if config.cache_dir else out / run_dir.CACHE,
-                       preprocessing_settings(config), config.val_fraction, config.seed, workers, dist.rank,
-                       dist.world_size, barrier=lambda: distributed.barrier(dist), only_cases=config.only_cases)
+                       settings, config.val_fraction, config.seed, workers, dist.rank,
+                       dist.world_size, barrier=lambda: distributed.barrier(dist), only_cases=config.only_cases,
+                       base_labels=start.labels if start else None)
 
-    model, encoder = _model(config, choice, len(cases.labels) + 1, device)
+    model, encoder = _model(config, choice, len(cases.labels) + 1, device, feature_size, start)
     events.emit("encoder", **encoder)
     if dist.is_main:
         log.info("encoder: %s", encoder["summary"])
@@ -110,7 +117,7 @@ def _run(config: FinetuneConfig, session: Session) -> dict:
         sampler.set_epoch(epoch, start_step)
         return loader
 
-    outputs = _Outputs(config, out, preset, cases, encoder, precision, dist, sampler, identity)
+    outputs = _Outputs(config, out, preset, cases, encoder, precision, dist, sampler, identity, settings, feature_size)
     parts = TrainParts(
         model=model, optimizer=optimizer, scheduler=scheduler, precision=precision, compute_loss=_dice_ce_loss(),
         train_batches=train_batches, steps_per_epoch=sampler.steps_per_epoch, device=device,
@@ -132,13 +139,31 @@ def _run(config: FinetuneConfig, session: Session) -> dict:
     return report_done(session, {**outputs.finish(state, model), "compute": compute})
 
 
-def _model(config: FinetuneConfig, choice: EncoderChoice, out_channels: int, device):
-    """UNETR (seeded: the same initial weights in every process) with the encoder transferred into its ViT; and the
-    provenance entry saying where the encoder came from and what the transfer did."""
+def starting_choice(config: FinetuneConfig, start: StartingModel) -> EncoderChoice:
+    """The network of ``--from-model``: its preset and patch size (another ``--preset``/``--patch-size`` refused)."""
+    for option, given, fixed in (("--preset", config.preset, start.preset.name),
+                                 ("--patch-size", config.patch_size, start.preset.img_size)):
+        if given is not None and given != fixed:
+            raise SSLSegError(f"{option} {given} differs from the model package's {fixed} ({config.from_model})",
+                              f"leave out {option}: a retrained model keeps its network")
+    return EncoderChoice(None, start.preset, start.origin)
+
+
+def _model(config: FinetuneConfig, choice: EncoderChoice, out_channels: int, device, feature_size: int,
+           start: StartingModel | None = None):
+    """UNETR (seeded: the same initial weights in every process) with the encoder transferred into its ViT (or the
+    whole starting model's weights); and the provenance entry saying where the weights came from and what the
+    transfer did."""
     torch.manual_seed(config.seed)
-    model = build_unetr(choice.preset, out_channels, config.feature_size)
+    model = build_unetr(choice.preset, out_channels, feature_size)
     encoder = dict(choice.origin)
-    if choice.state is None:
+    if start is not None:
+        report = load_starting_weights(model, start.package.state_dict)
+        new = out_channels - 1 - len(start.labels)
+        encoder.update(transferred=report["transferred"], grown=report["grown"],
+                       summary=f"continued from the model package {config.from_model} ({len(start.labels)} organs "
+                               f"kept{f', {new} new' if new else ''}; {report['transferred']} tensors)")
+    elif choice.state is None:
         encoder.update(transferred=0, summary="random initialisation (--encoder none)")
     else:
         report = load_encoder_into(model, choice.state, resize_position_embedding_to_fit=True)
@@ -173,8 +198,10 @@ def _validation(config: FinetuneConfig, cases: CaseSet, model, preset, device, p
 class _Outputs:
     """Writes the checkpoint, the model package (best validation) and the curves (rank 0 only)."""
 
-    def __init__(self, config, out, preset, cases, encoder, precision, dist, sampler, identity) -> None:
+    def __init__(self, config, out, preset, cases, encoder, precision, dist, sampler, identity, settings,
+                 feature_size) -> None:
         self.config, self.out, self.preset, self.cases, self.encoder = config, out, preset, cases, encoder
+        self.settings, self.feature_size = settings, feature_size
         self.precision, self.dist, self.sampler, self.identity = precision, dist, sampler, identity
         self._plotted_at, self._plotted_step = -PLOT_EVERY_S, None
 
@@ -203,7 +230,7 @@ class _Outputs:
                     "compute": describe_compute(self.precision.device_type, self.precision.mode)}
         validation = validation_card(validated, [case.name for case in self.cases.val], self.preset.img_size,
                                      c.overlap) if validated else None
-        card = model_card(self.preset, c.feature_size, self.cases.labels, preprocessing_settings(c), self.encoder,
+        card = model_card(self.preset, self.feature_size, self.cases.labels, self.settings, self.encoder,
                           training, self.cases.fingerprint(), validation)
         bare = getattr(model, "module", model)
         save_model_package(self.out, bare.state_dict(), card, overwrite=True)
