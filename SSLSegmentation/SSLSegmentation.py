@@ -84,6 +84,7 @@ class SSLSegmentationWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidg
         self.ui.segmentButton.connect("clicked(bool)", self.onSegmentButton)
         self.ui.compareButton.connect("clicked(bool)", self.onCompareButton)
         self.ui.showStudyButton.connect("clicked(bool)", self.onShowStudyButton)
+        self.ui.retrainButton.connect("clicked(bool)", self.onRetrainButton)
         self.initializeParameterNode()
         self.offerLastEncoder()
 
@@ -111,6 +112,8 @@ class SSLSegmentationWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidg
         self.ui.segmentButton.text = _("Cancel") if segmenting else _("Segment")
         self.ui.segmentButton.enabled = segmenting or bool(p and p.inputVolume and Commands.isModelFolder(p.modelFolder))
         self.ui.compareButton.enabled = bool(p and p.referenceSegmentation and p.predictedSegmentation)
+        self.ui.retrainButton.enabled = bool(p and p.predictedSegmentation and Commands.isModelFolder(p.modelFolder)
+                                             and not training and not segmenting)
         self.ui.showStudyButton.enabled = bool(p and Commands.pathOrNone(p.studyFolder))
 
     def checkedTrainingPairs(self) -> list:
@@ -183,6 +186,19 @@ class SSLSegmentationWidget(ParameterNodeWidgetMixin, ScriptedLoadableModuleWidg
         with slicer.util.tryWithErrorDisplay(_("Comparison failed."), waitCursor=True):
             showTable(self.logic.compare(p.predictedSegmentation, p.referenceSegmentation))
 
+
+    def onRetrainButton(self) -> None:
+        """The segmentation Segment made (``predictedSegmentation``), corrected by hand, joins the checked training
+        segmentations; training continues from the current model into a new model folder."""
+        p = self._parameterNode
+        self.ui.trainLogTextEdit.clear()
+        with slicer.util.tryWithErrorDisplay(_("Retraining could not start.")):  # may ask: no wait cursor
+            self.logic.ensureDependencies()
+        with slicer.util.tryWithErrorDisplay(_("Retraining could not start."), waitCursor=True):
+            self.logic.startRetraining(p, p.predictedSegmentation, self.ui.trainingSegmentationsComboBox.checkedNodes(),
+                                       onEvent=self.onTrainEvent, onLog=self.appendTrainLog,
+                                       onFinished=self.onTrainFinished)
+        self.updateButtons()
 
     def onShowStudyButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("The study could not be shown."), waitCursor=True):
@@ -288,7 +304,32 @@ class SSLSegmentationLogic(ScriptedLoadableModuleLogic):
             SceneData.exportTrainingPairs(pairs, dataDir)
         else:
             dataDir = Commands.pathOrNone(parameters.trainingFolder)
-        plot = Plots.reusedPlot(self.trainPlot, slicer.mrmlScene, Plots.dicePlot, keepRows=parameters.resumeTraining)
+        return self._train(parameters, dataDir, outDir, parameters.trainFromScene, parameters.resumeTraining, None,
+                           onEvent, onLog, onFinished, waitForCompletion, extraArgs)
+
+    def startRetraining(self, parameters, correctedSegmentation, segmentationNodes=(), onEvent=None, onLog=None,
+                        onFinished=None, waitForCompletion=False, extraArgs=()):
+        """Segment -> correct -> retrain: the checked scene pairs plus ``correctedSegmentation`` (it replaces a checked
+        segmentation of its own volume) train on from the current model (``--from-model``) into a new folder beside
+        it (:func:`Commands.retrainedFolder`), which becomes the model Segment uses; the Dice chart continues."""
+        self.ensureDependencies()
+        current = Commands.pathOrNone(parameters.modelFolder)
+        if current is None or not Commands.isModelFolder(current):
+            raise ValueError(_("Choose the model folder to retrain (a finished training)."))
+        volume = SceneData.referenceVolume(correctedSegmentation) if correctedSegmentation else None
+        if volume is None:
+            raise ValueError(_("The corrected segmentation has no source volume: segment a volume first."))
+        pairs = [(v, s) for v, s in SceneData.trainingPairs(segmentationNodes) if v is not volume]
+        dataDir = self.workFolder("sslseg-retrain-")
+        SceneData.exportTrainingPairs(pairs + [(volume, correctedSegmentation)], dataDir)
+        return self._train(parameters, dataDir, Commands.retrainedFolder(current), True, True, current, onEvent,
+                           onLog, onFinished, waitForCompletion, extraArgs)
+
+    def _train(self, parameters, dataDir, outDir, exported, continuePlot, fromModel, onEvent, onLog, onFinished,
+               waitForCompletion, extraArgs):
+        """Run ``sslseg finetune`` on ``dataDir`` into ``outDir`` (``fromModel``: continuing that model), feeding the
+        module's one Dice chart (kept, not cleared, when ``continuePlot``)."""
+        plot = Plots.reusedPlot(self.trainPlot, slicer.mrmlScene, Plots.dicePlot, keepRows=continuePlot)
         showChart(plot.chartNode)
 
         def handleEvent(event):
@@ -303,13 +344,15 @@ class SSLSegmentationLogic(ScriptedLoadableModuleLogic):
         args = Commands.finetuneArgs(dataDir, outDir, Commands.pathOrNone(parameters.encoderPath), parameters.preset,
                                      parameters.epochs, parameters.batchSize, parameters.patchSize,
                                      parameters.learningRate, parameters.valEvery, parameters.trainDevice,
-                                     parameters.trainPrecision, parameters.resumeTraining, list(extraArgs))
+                                     parameters.trainPrecision, parameters.resumeTraining and not fromModel,
+                                     list(extraArgs), fromModel=fromModel)
         self.trainJob = self.newJob("finetune", args, handleEvent, onLog, registerModel,
-                                    workFolders=[dataDir] if parameters.trainFromScene else [])
+                                    workFolders=[dataDir] if exported else [])
         self.trainPlot = plot
 
-        def finished(job):  # after a cancel the next Start continues from the checkpoint
-            parameters.resumeTraining = Commands.resumeAfter(job.state.value, outDir, parameters.resumeTraining)
+        def finished(job):  # after a cancel the next Start continues from the checkpoint (a retraining starts anew)
+            if not fromModel:
+                parameters.resumeTraining = Commands.resumeAfter(job.state.value, outDir, parameters.resumeTraining)
             if onFinished:
                 onFinished(job)
 

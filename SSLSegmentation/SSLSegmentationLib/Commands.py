@@ -48,18 +48,31 @@ def dataArg(dataDir, what: str = "training folder (images and labels)") -> str:
 
 def finetuneArgs(dataDir, outDir, encoder=None, preset: str = "auto", epochs: int = 100, batchSize: int = 1,
                  patchSize: int = 0, learningRate: float = 1e-4, valEvery: int = 1, device: str = "auto",
-                 amp: str = "auto", resume: bool = False, extra: list | None = None) -> list[str]:
-    """``sslseg finetune`` arguments (without the command). ``encoder`` None: random initialisation."""
-    args = [dataArg(dataDir), "--out", str(outDir), "--encoder", str(encoder) if encoder else "none",
+                 amp: str = "auto", resume: bool = False, extra: list | None = None, fromModel=None) -> list[str]:
+    """``sslseg finetune`` arguments (without the command). ``encoder`` None: random initialisation. ``fromModel``: a
+    model folder to continue from (``--from-model``; its network is kept, so no encoder, preset or patch size)."""
+    start = ["--from-model", str(fromModel)] if fromModel else ["--encoder", str(encoder) if encoder else "none"]
+    args = [dataArg(dataDir), "--out", str(outDir), *start,
             "--epochs", str(epochs), "--batch-size", str(batchSize), "--lr", f"{learningRate:g}",
             "--val-every", str(valEvery), "--device", device, "--amp", amp]
-    if preset and preset != "auto":
+    if preset and preset != "auto" and not fromModel:
         args += ["--preset", preset]
-    if patchSize:
+    if patchSize and not fromModel:
         args += ["--patch-size", str(patchSize)]
     if resume:
         args.append("--resume")  # a new run into a folder holding one is refused by the engine, with a hint
     return args + [str(a) for a in (extra or [])]
+
+
+def retrainedFolder(modelFolder) -> Path:
+    """Where a retraining of ``modelFolder`` goes: ``NAME-retrained``, then ``-retrained-2``, ... (never an existing
+    folder: the model being corrected stays as it is)."""
+    base = Path(str(modelFolder))
+    stem = base.name.split("-retrained")[0]
+    candidate, number = base.with_name(f"{stem}-retrained"), 2
+    while candidate.exists():
+        candidate, number = base.with_name(f"{stem}-retrained-{number}"), number + 1
+    return candidate
 
 
 def segmentArgs(image, modelDir, out, device: str = "auto", amp: str = "auto", overlap: float = 0.25,

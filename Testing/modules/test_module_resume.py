@@ -31,7 +31,7 @@ def test_resume_is_ticked_after_a_cancel_that_left_a_checkpoint(tmp_path):
 
 @pytest.mark.parametrize(("module", "handler", "parameter"), [
     ("SSLPretrain", "SSLPretrainLogic.startPretraining", "resume"),
-    ("SSLSegmentation", "SSLSegmentationLogic.startTraining", "resumeTraining"),
+    ("SSLSegmentation", "SSLSegmentationLogic._train", "resumeTraining"),  # startTraining and startRetraining run it
 ])
 def test_both_modules_tick_resume_after_a_cancel(module, handler, parameter):
     """SSLSegmentation did not tick "Resume" after a cancelled training, so the next Start failed with "already

@@ -154,6 +154,14 @@ def test_worker_command_lines(tmp_path):
     assert segment[segment.index("--overlap") + 1] == "0.25" and "--largest-component" not in segment
     segment = Commands.segmentArgs("ct.nii.gz", "model", "out.nii.gz", overlap=0.6, largestComponent=True)
     assert segment[segment.index("--overlap") + 1] == "0.6" and segment[-1] == "--largest-component"
+    retrain = Commands.finetuneArgs("cases", "model-retrained", "encoder", "tiny", patchSize=64, fromModel="model")
+    assert retrain[retrain.index("--from-model") + 1] == "model"
+    assert not {"--encoder", "--preset", "--patch-size"} & set(retrain)  # the model package fixes them
+    (tmp_path / "liver").mkdir()
+    assert Commands.retrainedFolder(tmp_path / "liver") == tmp_path / "liver-retrained"
+    (tmp_path / "liver-retrained").mkdir()
+    assert Commands.retrainedFolder(tmp_path / "liver") == tmp_path / "liver-retrained-2"
+    assert Commands.retrainedFolder(tmp_path / "liver-retrained") == tmp_path / "liver-retrained-2"
     finetune = Commands.finetuneArgs("cases", "model", None, resume=True)
     assert finetune[finetune.index("--encoder") + 1] == "none" and finetune[-1] == "--resume"
     assert Commands.pathOrNone(Path("")) is None and Commands.pathOrNone("a") == Path("a")

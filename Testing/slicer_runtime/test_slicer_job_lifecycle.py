@@ -135,7 +135,8 @@ def test_pretrain_panel_story_start_cancel_resume_use_encoder(slicer_runtime, tm
 def test_segmentation_panel_story_train_segment_replace_compare(slicer_runtime, tmp_path):
     """The SSLSegmentation panel's own buttons: train on segmentations checked in the scene, Segment into a new
     node, Segment again into that node (the question "replace?" answered no: nothing runs; yes: its segments are
-    replaced, the node stays; the panel's largest-piece and overlap settings reach the worker), Compare with the reference; a Segment still running when the scene closes stops.
+    replaced, the node stays; the panel's largest-piece and overlap settings reach the worker), Compare, Retrain
+    with corrections (on from the model, into a new folder, the chart continuing) with the reference; a Segment still running when the scene closes stops.
     Before ``confirmAnswers`` no test could answer yes: with testing enabled Slicer answers every dialog False."""
     import qt
 
@@ -209,6 +210,21 @@ def test_segmentation_panel_story_train_segment_replace_compare(slicer_runtime, 
         dice = [t for t in tables if t.GetNumberOfRows() and t.GetCellText(t.GetNumberOfRows() - 1, 0) == "mean"]
         assert len(dice) == 1
         assert set(temporary.glob("sslseg-*")) == before  # the scene export and the segment files are gone
+
+        # segment -> correct -> retrain: the result joins the checked cases, training goes on from the model
+        rows = logic.trainPlot.rowCount
+        assert ui.retrainButton.enabled
+        ui.retrainButton.click()
+        retrain = logic.trainJob
+        wait_until(slicer, lambda: retrain.state.finished, 300)
+        assert retrain.state.value == "done", retrain.log_text
+        assert retrain.argv[retrain.argv.index("--from-model") + 1] == str(tmp_path / "model")
+        assert "--encoder" not in retrain.argv and (tmp_path / "model" / "model.json").is_file()  # the old one stays
+        assert p.modelFolder == tmp_path / "model-retrained"
+        card = json.loads((tmp_path / "model-retrained" / "model.json").read_text())
+        assert card["provenance"]["encoder"]["kind"] == "model-package"
+        assert logic.trainPlot.rowCount > rows  # the same Dice chart, continued
+        assert set(temporary.glob("sslseg-*")) == before
 
         p.outputSegmentation = None
         ui.segmentButton.click()
