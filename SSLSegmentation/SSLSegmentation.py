@@ -304,8 +304,8 @@ class SSLSegmentationLogic(ScriptedLoadableModuleLogic):
             SceneData.exportTrainingPairs(pairs, dataDir)
         else:
             dataDir = Commands.pathOrNone(parameters.trainingFolder)
-        return self._train(parameters, dataDir, outDir, parameters.trainFromScene, parameters.resumeTraining, None,
-                           onEvent, onLog, onFinished, waitForCompletion, extraArgs)
+        return self._train(parameters, dataDir, outDir, dataDir if parameters.trainFromScene else None,
+                           parameters.resumeTraining, None, onEvent, onLog, onFinished, waitForCompletion, extraArgs)
 
     def startRetraining(self, parameters, correctedSegmentation, segmentationNodes=(), onEvent=None, onLog=None,
                         onFinished=None, waitForCompletion=False, extraArgs=()):
@@ -319,21 +319,28 @@ class SSLSegmentationLogic(ScriptedLoadableModuleLogic):
         volume = SceneData.referenceVolume(correctedSegmentation) if correctedSegmentation else None
         if volume is None:
             raise ValueError(_("The corrected segmentation has no source volume: segment a volume first."))
-        pairs = [(v, s) for v, s in SceneData.trainingPairs(segmentationNodes) if v is not volume]
-        dataDir = self.workFolder("sslseg-retrain-")
-        SceneData.exportTrainingPairs(pairs + [(volume, correctedSegmentation)], dataDir)
-        return self._train(parameters, dataDir, Commands.retrainedFolder(current), True, True, current, onEvent,
-                           onLog, onFinished, waitForCompletion, extraArgs)
+        others = [(v, s) for v, s in SceneData.trainingPairs(segmentationNodes) if v.GetID() != volume.GetID()]
+        validation = others[-1:] if len(others) >= 2 else []  # the correction always trains
+        folder = self.workFolder("sslseg-retrain-")
+        SceneData.exportTrainingPairs([(volume, correctedSegmentation)] + others[:len(others) - len(validation)],
+                                      folder, validationPairs=validation)
+        if not validation:  # a datalist without validation cases would be split at random: keep every case training
+            extraArgs = [*extraArgs, "--val-fraction", "0"]
+        return self._train(parameters, folder / "datalist.json", Commands.retrainedFolder(current), folder, True,
+                           current, onEvent, onLog, onFinished, waitForCompletion, extraArgs)
 
-    def _train(self, parameters, dataDir, outDir, exported, continuePlot, fromModel, onEvent, onLog, onFinished,
+    def _train(self, parameters, dataDir, outDir, workFolder, continuePlot, fromModel, onEvent, onLog, onFinished,
                waitForCompletion, extraArgs):
         """Run ``sslseg finetune`` on ``dataDir`` into ``outDir`` (``fromModel``: continuing that model), feeding the
-        module's one Dice chart (kept, not cleared, when ``continuePlot``)."""
+        module's one Dice chart (kept, not cleared, when ``continuePlot``; a continuing model's steps are drawn after
+        the chart's last step); ``workFolder``: the scene export to remove when the job ends, or None."""
         plot = Plots.reusedPlot(self.trainPlot, slicer.mrmlScene, Plots.dicePlot, keepRows=continuePlot)
         showChart(plot.chartNode)
+        offset = Plots.lastStep(plot) if fromModel else 0
 
         def handleEvent(event):
-            Plots.addFinetuneEvent(plot, event)
+            shifted = offset and isinstance(event.get("step"), (int, float))
+            Plots.addFinetuneEvent(plot, {**event, "step": event["step"] + offset} if shifted else event)
             if onEvent:
                 onEvent(event)
 
@@ -347,7 +354,7 @@ class SSLSegmentationLogic(ScriptedLoadableModuleLogic):
                                      parameters.trainPrecision, parameters.resumeTraining and not fromModel,
                                      list(extraArgs), fromModel=fromModel)
         self.trainJob = self.newJob("finetune", args, handleEvent, onLog, registerModel,
-                                    workFolders=[dataDir] if exported else [])
+                                    workFolders=[workFolder] if workFolder else [])
         self.trainPlot = plot
 
         def finished(job):  # after a cancel the next Start continues from the checkpoint (a retraining starts anew)

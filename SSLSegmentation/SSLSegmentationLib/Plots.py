@@ -141,6 +141,12 @@ def probeValues(event: dict) -> dict:
     return {name: value for name, value in values.items() if isinstance(value, (int, float))}
 
 
+def lastStep(plot: TrainingPlot) -> float:
+    """The x of the plot's last row (0 without rows): where a continuing run's curve starts."""
+    values = plot.values(plot.xColumn) if plot.rowCount else []
+    return max(values) if values else 0
+
+
 def dicePlot(scene, name: str = "SSL segmentation training") -> TrainingPlot:
     """Fine-tuning by step: training loss (``progress`` events) and validation Dice, mean and per organ (``epoch``
     events); both lie in about 0..1, so one chart holds them."""

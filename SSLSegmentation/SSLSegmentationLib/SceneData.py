@@ -53,10 +53,12 @@ def labelSet(segmentationNodes) -> dict[str, int]:
     return names
 
 
-def exportTrainingPairs(pairs, folder) -> dict[str, int]:
+def exportTrainingPairs(pairs, folder, validationPairs=None) -> dict[str, int]:
     """Write each (volume node, segmentation node) pair as ``imagesTr/NAME.nii.gz`` + ``labelsTr/NAME.nii.gz`` (the
     label map on the volume's grid, values by segment name) and the label names as ``labels.json``; returns the
-    label set. The engine pairs the files by name (MSD layout) and names the labels from ``labels.json``."""
+    label set. The engine pairs the files by name (MSD layout) and names the labels from ``labels.json``.
+    ``validationPairs`` (a list, possibly empty): also written, and ``datalist.json`` says which pairs train and
+    which validate (give the engine that file: no case is left to the engine's random split)."""
     from sslseg import mrml
     from sslseg.errors import SSLSegError
     from sslseg.io.volume_io import write_volume
@@ -65,15 +67,22 @@ def exportTrainingPairs(pairs, folder) -> dict[str, int]:
         raise SSLSegError("no training cases: no segmentation with a source volume is selected",
                           "select segmentations drawn on a volume (Segment Editor's source volume)")
     folder = Path(folder)
-    labels = labelSet([segmentation for _, segmentation in pairs])
+    every = list(pairs) + list(validationPairs or [])
+    labels = labelSet([segmentation for _, segmentation in every])
     taken: set = set()
-    for volumeNode, segmentationNode in pairs:
+    splits = {"training": [], "validation": []}
+    for index, (volumeNode, segmentationNode) in enumerate(every):
         name = safeName(volumeNode.GetName(), taken)
         write_volume(mrml.node_to_volume(volumeNode), folder / "imagesTr" / f"{name}.nii.gz", overwrite=True)
         labelMap = mrml.segmentation_to_labelmap(segmentationNode, volumeNode, labels)
         write_volume(labelMap, folder / "labelsTr" / f"{name}.nii.gz", overwrite=True)
-    (folder / "labels.json").write_text(json.dumps({str(v): n for n, v in labels.items()}, indent=1) + "\n",
-                                        encoding="utf-8")
+        splits["training" if index < len(pairs) else "validation"].append(
+            {"image": f"imagesTr/{name}.nii.gz", "label": f"labelsTr/{name}.nii.gz"})
+    names = {str(v): n for n, v in labels.items()}
+    (folder / "labels.json").write_text(json.dumps(names, indent=1) + "\n", encoding="utf-8")
+    if validationPairs is not None:
+        (folder / "datalist.json").write_text(json.dumps({"labels": names, **splits}, indent=1) + "\n",
+                                              encoding="utf-8")
     return labels
 
 

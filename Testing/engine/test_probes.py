@@ -169,3 +169,16 @@ def test_probes_during_pretraining_report_every_k_epochs_without_changing_the_tr
     assert list(panel.get_lines()[0].get_xdata()) == [e["step"] for e in epochs[1:]]
     assert probe_panel(plain) == []
     assert load_state(probed)["state"]["step_losses"] == load_state(plain)["state"]["step_losses"]
+
+
+def test_knn_never_votes_with_the_query_s_own_case():
+    """Case 0's patches are organ 1 and sit on one feature; the other cases' patches are organ 2 near it. Leave one
+    case out must answer 2 for case 0 (its own patches would say 1), also when the other cases hold fewer than k
+    patches (before the fix, own-case entries ranked last still filled the k)."""
+    from sslseg.probes.knn_probe import knn_vote
+
+    features = torch.nn.functional.normalize(torch.tensor(
+        [[1.0, 0.0]] * 6 + [[1.0, 0.1], [1.0, 0.2]]), dim=1)
+    cases = [0] * 6 + [1, 2]
+    organs = [1] * 6 + [2, 2]
+    assert list(knn_vote(features, cases, organs, features[:6], cases[:6], k=5)) == [2] * 6

@@ -81,7 +81,7 @@ def test_subsets_are_nested_fixed_and_disjoint_from_the_held_out_cases():
             parse_shard(bad)
 
 
-MICRO = ["--cases", "1", "--seeds", "1", "--test-cases", "1", "--max-steps", "3", "--patch-size", "32",
+MICRO = ["--cases", "1", "--seeds", "1", "--test-cases", "1", "--max-steps", "3",
          "--feature-size", "8", "--crops-per-volume", "1", "--spacing", "6", "6", "6", "--workers", "0", "--amp", "off",
          "--device", "cpu"]
 
@@ -91,8 +91,8 @@ def test_a_two_cell_micro_study_resumes_and_its_shards_merge_to_the_same_result(
     from sslseg.cli.main import main
 
     def study(out, *extra):
-        return main(["study", str(labelled_dir), "--out", str(out), "--encoder", str(tiny_encoder_run),
-                     "--preset", "tiny", *MICRO, *extra])
+        return main(["study", str(labelled_dir), "--out", str(out), "--encoder", str(tiny_encoder_run), *MICRO,
+                     *extra])
 
     whole = tmp_path / "whole"
     assert study(whole) == 0
@@ -104,6 +104,12 @@ def test_a_two_cell_micro_study_resumes_and_its_shards_merge_to_the_same_result(
         assert cell["steps"] == 3 and list(cell["held_out"]) == data["plan"]["held_out"]
         assert 0.0 <= cell["mean_dice"] <= 1.0 and cell["training_cases"] == data["plan"]["pool"][:1]
     assert (whole / "report.md").is_file() and (whole / "label_efficiency.png").is_file()
+    # random init gets the encoder's network (tiny at 32^3), not the vit-b default: else SSL - random would compare
+    # two architectures
+    for cell in ids:
+        vit = json.loads((whole / "cells" / cell / "model.json").read_text())["architecture"]["config"]["vit"]
+        assert (vit["name"], vit["img_size"]) == ("tiny", 32), cell
+    assert data["plan"]["inits"][1]["weights"]  # the encoder's weights are part of the plan
     assert "cells done: 2 of 2" in capsys.readouterr().out
 
     finished = {p: p.stat().st_mtime_ns for p in whole.glob("cells/*/*") if p.is_file()}

@@ -213,6 +213,7 @@ def test_segmentation_panel_story_train_segment_replace_compare(slicer_runtime, 
 
         # segment -> correct -> retrain: the result joins the checked cases, training goes on from the model
         rows = logic.trainPlot.rowCount
+        lastStep = max(logic.trainPlot.values("step"))
         assert ui.retrainButton.enabled
         ui.retrainButton.click()
         retrain = logic.trainJob
@@ -223,7 +224,10 @@ def test_segmentation_panel_story_train_segment_replace_compare(slicer_runtime, 
         assert p.modelFolder == tmp_path / "model-retrained"
         card = json.loads((tmp_path / "model-retrained" / "model.json").read_text())
         assert card["provenance"]["encoder"]["kind"] == "model-package"
-        assert logic.trainPlot.rowCount > rows  # the same Dice chart, continued
+        assert logic.trainPlot.rowCount > rows  # the same Dice chart, continued after its last step
+        assert min(logic.trainPlot.values("step")[rows:]) > lastStep
+        start = retrain.events_of("start")[-1]  # the correction and the other case train, none left to chance
+        assert (start["train_cases"], start["val_cases"]) == (2, 0) and retrain.argv[4].endswith("datalist.json")
         assert set(temporary.glob("sslseg-*")) == before
 
         p.outputSegmentation = None

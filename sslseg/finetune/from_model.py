@@ -78,6 +78,6 @@ def load_starting_weights(model: torch.nn.Module, state: dict) -> dict:
                 problems.append(f"{name} {tuple(source.shape)} vs {tuple(wanted.shape)}")
     if problems:
         raise SSLSegError(f"the model package does not fit the network built from its card: {problems[0]}",
-                          "the package is damaged or was edited; re-export it")
+                          "the package (--from-model) is damaged or was edited; retrain it or use another")
     model.load_state_dict(target)
     return {"transferred": len(target), "grown": grown}

@@ -60,8 +60,8 @@ def knn_vote(reference: torch.Tensor, reference_cases, reference_organs, queries
     similarity = (queries @ reference.T).numpy()  # (Q, R)
     predicted = []
     for row, case in zip(similarity, query_cases):
-        row = np.where(reference_cases == case, -np.inf, row)
-        nearest = reference_organs[np.argsort(-row, kind="stable")[:k]]
+        others = np.flatnonzero(reference_cases != case)  # never the query's own case, even with fewer than k others
+        nearest = reference_organs[others[np.argsort(-row[others], kind="stable")[:k]]]
         values, counts = np.unique(nearest, return_counts=True)
         predicted.append(values[np.argmax(counts)])
     return np.array(predicted)

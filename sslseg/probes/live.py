@@ -2,17 +2,21 @@
 the encoder as it is now, beside the same probes on a random initialisation (measured once), so a user sees
 representation quality grow, or a collapse, while it trains.
 
-The labelled cases are preprocessed at the pretraining's spacing and intensity window (the features were learnt at
-that scale), into ``<cache>/probe``. Rank 0 alone probes; the others return nothing (the record is rank 0's).
+The labelled cases are preprocessed at the pretraining's spacing and CT window (the features were learnt at that
+scale; MR cases get the fine-tuning's MR normalisation, not the pretraining's percentiles), into ``<cache>/probe``.
+The probes run on the CPU, on rank 0; a probe that fails is logged and skipped, the training goes on. The other ranks return nothing (the record is rank 0's).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from sslseg.probes.frozen_encoder import RANDOM_INIT, frozen_features
 from sslseg.probes.run import ProbeConfig, prepare, run_probes
 from sslseg.training.plots import PROBE_DICE, PROBE_KNN, PROBE_LINES
+
+log = logging.getLogger(__name__)
 
 
 
@@ -31,6 +35,14 @@ class LiveProbe:
     def __call__(self) -> dict:
         if not self.is_main:
             return {}
+        try:
+            return self._measure()
+        except Exception as error:  # a failed probe must not end the pretraining: it is a measurement, not the work
+            log.warning("the probe on %s failed (%s: %s); training goes on", self.config.data_dir,
+                        type(error).__name__, error)
+            return {}
+
+    def _measure(self) -> dict:
         now = run_probes(frozen_features(self.preset, self.method.encoder_state(self.model), self.config.seed),
                          self.data, self.config)
         if self.baseline is None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from sslseg.evaluation.compare import compare
+from sslseg.finetune.cases import named_table
 from sslseg.finetune.config import FinetuneConfig
 from sslseg.io.pairing import LabelledCase, load_case
 from sslseg.package.files import write_json
@@ -67,10 +68,12 @@ def score_model(model_dir: Path, held_out: list[LabelledCase], device: str = "au
     per_case = {}
     for case in held_out:
         image, reference, table = load_case(case)
-        present = {table.name_of(int(v)) for v in np.unique(reference.array) if v}
-        organs = {s.organ: s for s in compare(segmenter.segment(image), segmenter.table, reference, table)
-                  if s.organ in present}
-        per_case[case.name] = {organ: {"dice": organs[organ].dice, "hd95_mm": _finite(organs[organ].hd95_mm)}
+        values = [int(v) for v in np.unique(reference.array)]
+        table = named_table(table, values)  # unnamed label maps: label_N, as fine-tuning names them
+        present = {table.name_of(v) for v in values if v}
+        organs = {s.organ: s for s in compare(segmenter.segment(image), segmenter.table, reference, table)}
+        per_case[case.name] = {organ: {"dice": organs[organ].dice if organs.get(organ) else 0.0,
+                                       "hd95_mm": _finite(organs[organ].hd95_mm) if organs.get(organ) else None}
                                for organ in sorted(present)}
     return {"held_out": per_case, **summarise_cases(per_case)}
 

@@ -21,10 +21,12 @@ RANDOM = "random"
 
 @dataclass(frozen=True)
 class Initialisation:
-    """name: short label in tables and cell ids; encoder: what ``--encoder`` gets (``none`` for random)."""
+    """name: short label in tables and cell ids; encoder: what ``--encoder`` gets (``none`` for random); weights: the
+    encoder weights' SHA-256 when planned (a shard finding other weights is refused)."""
 
     name: str
     encoder: str
+    weights: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def shard_cells(cells: list[Cell], shard: tuple[int, int] | None) -> list[Cell]:
-    """Shard i of n: every n-th cell starting at the i-th (each shard gets every N and initialisation)."""
+    """Shard i of n: every n-th cell starting at the i-th (in the order of :meth:`StudyPlan.cells`)."""
     if shard is None:
         return cells
     i, n = shard

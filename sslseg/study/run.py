@@ -59,18 +59,45 @@ def make_plan(config: StudyConfig) -> tuple[StudyPlan, list]:
     names = [c.name for c in cases]
     held_out, pool = split_for_study(names, config.test_cases, config.case_counts, config.subset_seed,
                                      config.data_dir)
-    plan = StudyPlan(data_dir=str(Path(config.data_dir).resolve()), inits=initialisations(config.encoders),
+    inits, network = resolved_initialisations(config)
+    plan = StudyPlan(data_dir=str(Path(config.data_dir).resolve()), inits=inits,
                      case_counts=sorted(set(config.case_counts)), seeds=config.seeds, subset_seed=config.subset_seed,
-                     held_out=held_out, pool=pool, finetune=dict(config.finetune))
+                     held_out=held_out, pool=pool, finetune={**config.finetune, **network})
     return plan, cases
+
+
+def resolved_initialisations(config: StudyConfig) -> tuple[list, dict]:
+    """(initialisations with their weights' hashes, {"preset", "patch_size"} every cell uses): the encoders must
+    agree on the network, and random initialisation gets the same one (else SSL - random would measure the
+    architecture)."""
+    from dataclasses import replace
+
+    from sslseg.finetune.encoder import choose_encoder
+
+    preset, patch = config.finetune.get("preset"), config.finetune.get("patch_size")
+    choices = [choose_encoder(encoder, preset, patch) for encoder in config.encoders]
+    networks = {(c.preset.name, c.preset.img_size) for c in choices}
+    if len(networks) > 1:
+        listed = "; ".join(f"{e}: {c.preset.name} at {c.preset.img_size}" for e, c in zip(config.encoders, choices))
+        raise SSLSegError(f"the encoders differ in network ({listed}): their comparison would measure that",
+                          "compare encoders pretrained with one --preset and --patch-size, or give --patch-size")
+    if choices:
+        preset, patch = choices[0].preset.name, choices[0].preset.img_size
+    inits = initialisations(config.encoders)
+    for index, choice in enumerate(choices, 1):
+        inits[index] = replace(inits[index], weights=choice.origin.get("weights_sha256") or choice.origin.get("sha256"))
+    return inits, {"preset": preset, "patch_size": patch}
+
+
+#: Settings of how a cell runs, not of what it measures: shards may differ in them (one GPU each).
+MACHINE_SETTINGS = ("device", "workers", "amp")
 
 
 def checked_plan(study_dir: Path, plan: StudyPlan) -> None:
     """Write ``plan.json``, or refuse when the folder holds another study."""
     path = study_dir / PLAN
     if path.is_file():
-        stored = json.loads(path.read_text(encoding="utf-8"))
-        wanted = json.loads(json.dumps(plan.to_json()))
+        stored, wanted = _compared(json.loads(path.read_text(encoding="utf-8"))), _compared(plan.to_json())
         differing = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
         if differing:
             raise SSLSegError(f"{study_dir} holds a study planned differently ({', '.join(differing)} differ)",
@@ -80,6 +107,13 @@ def checked_plan(study_dir: Path, plan: StudyPlan) -> None:
         write_json(path, plan.to_json())
 
 
+def _compared(plan: dict) -> dict:
+    """A plan as JSON, without the machine settings (a shard may run on another device)."""
+    plan = json.loads(json.dumps(plan))
+    plan["finetune"] = {k: v for k, v in plan.get("finetune", {}).items() if k not in MACHINE_SETTINGS}
+    return plan
+
+
 def study(config: StudyConfig) -> dict:
     """Run this shard's unfinished cells, then write the report from every finished cell; returns ``study.json``."""
     study_dir = Path(config.out_dir)
@@ -87,6 +121,7 @@ def study(config: StudyConfig) -> dict:
     study_dir.mkdir(parents=True, exist_ok=True)
     checked_plan(study_dir, plan)
     held_out = [c for c in cases if c.name in set(plan.held_out)]
+    plan.finetune.update({k: v for k, v in config.finetune.items() if k in MACHINE_SETTINGS})  # this shard's
     mine = shard_cells(plan.cells(), config.shard)
     todo = [cell for cell in mine if not is_done(study_dir, cell)]
     log.info("study: %d cells planned, %d in this shard, %d to run (%d done before)", len(plan.cells()), len(mine),
