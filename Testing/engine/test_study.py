@@ -40,10 +40,10 @@ def test_table_spreads_and_paired_differences_of_a_hand_built_study(tmp_path):
 
     plan = StudyPlan("data", initialisations(["runs/ssl"]), [2], 3, 0, ["a", "b"], ["c", "d"]).to_json()
     study = write_report(tmp_path, plan, random + ssl, {"cpu class": "TEST"})
-    report = (tmp_path / "report.md").read_text()
-    assert "| random | 0.500 ± 0.100 (0.400..0.600) |" in report
+    report = (tmp_path / "report.md").read_text(encoding="ascii")  # plain ASCII: any terminal prints it
+    assert "| random | 0.500 +/- 0.100 (0.400..0.600) |" in report
     assert "| ssl | +0.050 [+0.050, +0.050] |" in report
-    assert "| random | 3.0 ± 1.0 |" in report  # HD95 2, 3, 4 mm over the seeds
+    assert "| random | 3.0 +/- 1.0 |" in report  # HD95 2, 3, 4 mm over the seeds
     assert (tmp_path / "label_efficiency.png").stat().st_size > 1000
     assert json.loads((tmp_path / "study.json").read_text())["summary"] == json.loads(json.dumps(study["summary"]))
 

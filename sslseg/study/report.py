@@ -1,4 +1,4 @@
-"""The study's artefacts: ``study.json`` (plan, every cell, the summary), ``report.md`` (MONAI's label-efficiency
+"""The study's artefacts: ``study.json`` (plan, every cell, the summary), ``report.md`` (ASCII; MONAI's label-efficiency
 table with spreads and the paired differences) and ``label_efficiency.png`` (Dice vs N, one line per
 initialisation, error bars: the standard deviation over seeds)."""
 
@@ -42,24 +42,24 @@ def markdown(study: dict) -> str:
              f"Data: `{plan['data_dir']}`; held out (every cell scored on them): {', '.join(plan['held_out'])}; "
              f"{plan['seeds']} seed(s); cells done {study['cells_done']} of {study['cells_planned']}.",
              f"Fine-tuning (same for every cell): {_settings(plan['finetune'])}.", "",
-             "## Mean Dice on the held-out cases (mean ± sd over seeds, min..max)", "",
+             "## Mean Dice on the held-out cases (mean +/- sd over seeds, min..max)", "",
              "| initialisation | " + " | ".join(f"N = {n}" for n in counts) + " |",
              "|---|" + "---|" * len(counts)]
     for init, row in summary["table"].items():
-        cells = [_spread(row[n]) if n in row else "–" for n in counts]
+        cells = [_spread(row[n]) if n in row else "-" for n in counts]
         lines.append(f"| {init} | " + " | ".join(cells) + " |")
     if summary.get("hd95_mm"):
-        lines += ["", "## Mean HD95 (mm) on the held-out cases (organs the model found; mean ± sd over seeds)", "",
+        lines += ["", "## Mean HD95 (mm) on the held-out cases (organs the model found; mean +/- sd over seeds)", "",
                   "| initialisation | " + " | ".join(f"N = {n}" for n in counts) + " |", "|---|" + "---|" * len(counts)]
         for init, row in summary["hd95_mm"].items():
-            lines.append(f"| {init} | " + " | ".join(f"{row[n]['mean']:.1f} ± {row[n]['sd']:.1f}" if n in row else "–"
+            lines.append(f"| {init} | " + " | ".join(f"{row[n]['mean']:.1f} +/- {row[n]['sd']:.1f}" if n in row else "-"
                                                     for n in counts) + " |")
     if summary["differences"]:
-        lines += ["", f"## Paired difference SSL − random (mean, {CONFIDENCE:.0%} bootstrap interval over "
+        lines += ["", f"## Paired difference SSL - random (mean, {CONFIDENCE:.0%} bootstrap interval over "
                   "(seed, held-out case) pairs)", "",
                   "| initialisation | " + " | ".join(f"N = {n}" for n in counts) + " |", "|---|" + "---|" * len(counts)]
         for init, row in summary["differences"].items():
-            cells = [f"{row[n]['mean']:+.3f} [{row[n]['ci_low']:+.3f}, {row[n]['ci_high']:+.3f}]" if n in row else "–"
+            cells = [f"{row[n]['mean']:+.3f} [{row[n]['ci_low']:+.3f}, {row[n]['ci_high']:+.3f}]" if n in row else "-"
                      for n in counts]
             lines.append(f"| {init} | " + " | ".join(cells) + " |")
         lines += ["", "An interval that contains 0 shows no effect at this size; pairs of one seed share a training "
@@ -99,7 +99,7 @@ def plot(path: Path, summary: dict) -> None:
 
 
 def _spread(s: dict) -> str:
-    return f"{s['mean']:.3f} ± {s['sd']:.3f} ({s['min']:.3f}..{s['max']:.3f})"
+    return f"{s['mean']:.3f} +/- {s['sd']:.3f} ({s['min']:.3f}..{s['max']:.3f})"
 
 
 def _settings(finetune: dict) -> str:
