@@ -72,6 +72,8 @@ def run() -> BenchResult:
 
 
 def _table(result: dict, cpu: str) -> BenchResult:
+    from sslseg.study.statistics import difference_text
+
     summary = result["summary"]
     table = BenchResult(f"Label efficiency on the synthetic cohort (CPU class {cpu})",
                         ["initialisation", *[f"N = {n}: mean Dice (min..max)" for n in CASES],
@@ -79,8 +81,7 @@ def _table(result: dict, cpu: str) -> BenchResult:
     for init, row in summary["table"].items():
         means = [f"{row[str(n)]['mean']:.3f} ({row[str(n)]['min']:.3f}..{row[str(n)]['max']:.3f})" for n in CASES]
         differences = summary["differences"].get(init, {})
-        diffs = [f"{differences[str(n)]['mean']:+.3f} [{differences[str(n)]['ci_low']:+.3f}, "
-                 f"{differences[str(n)]['ci_high']:+.3f}]" if str(n) in differences else "-" for n in CASES]
+        diffs = [difference_text(differences[str(n)]) if str(n) in differences else "-" for n in CASES]
         table.rows.append([init, *means, *diffs])
     seconds = sum(c["seconds"] for c in result["cells"])
     table.notes += [

@@ -27,6 +27,8 @@ def readStudy(folder) -> dict:
 
 def studyRows(study: dict) -> list[tuple]:
     """One row per (initialisation, N): the columns of :data:`COLUMNS`."""
+    from sslseg.study.statistics import difference_text
+
     summary = study.get("summary", {})
     rows = []
     for init, byCount in summary.get("table", {}).items():
@@ -34,8 +36,7 @@ def studyRows(study: dict) -> list[tuple]:
             s = byCount[count]
             difference = summary.get("differences", {}).get(init, {}).get(count)
             rows.append((init, int(count), s["mean"], s["sd"], s["min"], s["max"], s["n"],
-                         f"{difference['mean']:+.3f} [{difference['ci_low']:+.3f}, {difference['ci_high']:+.3f}]"
-                         if difference else ""))
+                         difference_text(difference) if difference else ""))
     return rows
 
 

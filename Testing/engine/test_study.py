@@ -99,7 +99,7 @@ def test_a_two_cell_micro_study_resumes_and_its_shards_merge_to_the_same_result(
     data = json.loads((whole / "study.json").read_text())
     assert data["cells_done"] == data["cells_planned"] == 2
     ids = sorted(c["id"] for c in data["cells"])
-    assert ids == [f"n1-random-s0", f"n1-{tiny_encoder_run.name}-s0"]
+    assert ids == ["n1-random-s0", f"n1-{tiny_encoder_run.name}-s0"]
     for cell in data["cells"]:
         assert cell["steps"] == 3 and list(cell["held_out"]) == data["plan"]["held_out"]
         assert 0.0 <= cell["mean_dice"] <= 1.0 and cell["training_cases"] == data["plan"]["pool"][:1]

@@ -146,12 +146,12 @@ def starting_choice(config: FinetuneConfig, start: StartingModel) -> EncoderChoi
         if given is not None and given != fixed:
             raise SSLSegError(f"{option} {given} differs from the model package's {fixed} ({config.from_model})",
                               f"leave out {option}: a retrained model keeps its network")
-    defaults = FinetuneConfig(data_dir="", out_dir="")
-    ignored = [f"--{name.replace('_', '-')}" for name, kept in (("spacing", start.settings.spacing_mm),
-                                                                ("ct_window", start.settings.ct_window),
-                                                                ("feature_size", start.feature_size))
-               if tuple(_as_tuple(getattr(config, name))) != tuple(_as_tuple(getattr(defaults, name)))
-               and tuple(_as_tuple(getattr(config, name))) != tuple(_as_tuple(kept))]
+    defaults, ignored = FinetuneConfig(data_dir="", out_dir=""), []
+    for name, kept in (("spacing", start.settings.spacing_mm), ("ct_window", start.settings.ct_window),
+                       ("feature_size", start.feature_size)):
+        given = _as_tuple(getattr(config, name))  # set by the user (not the default) and not the package's value
+        if given not in (_as_tuple(getattr(defaults, name)), _as_tuple(kept)):
+            ignored.append(f"--{name.replace('_', '-')}")
     if ignored:
         log.warning("%s: the model package's own values are used (%s); a retrained model keeps its preprocessing "
                     "and network", ", ".join(ignored), config.from_model)

@@ -9,7 +9,6 @@ case, leave one case out.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,8 +24,6 @@ from sslseg.probes.knn_probe import K, OrganPatch, knn_accuracy, organ_patches
 from sslseg.probes.linear_probe import fit_linear_probe
 from sslseg.segmentation.preprocess import SegmentationPreprocessing
 from sslseg.training.distributed import DistContext
-
-log = logging.getLogger(__name__)
 
 #: Crops each fitting step of the sampler gives per case (pos/neg balanced, as fine-tuning's).
 CROPS_PER_DRAW = 4
@@ -126,7 +123,8 @@ def probe(config: ProbeConfig) -> dict:
         results = {name: run_probes(extractor, data, config) for name, extractor in features.items()}
     organs = len(data.cases.labels)
     report = {"encoder": config.encoder, "preset": preset.name, "patch_size": preset.img_size,
-              "labels": [label.name for _, label in sorted(data.cases.labels.labels.items())], "fit_cases": [c.name for c in data.cases.train],
+              "labels": [label.name for _, label in sorted(data.cases.labels.labels.items())],
+              "fit_cases": [c.name for c in data.cases.train],
               "scored_cases": [c.name for c in data.scored], "scored_on": data.scored_on,
               "linear": {"crops": len(data.crops) * CROPS_PER_DRAW, "steps": config.steps, "lr": config.lr},
               "knn": {"patches": len(data.patches), "k": config.k, "chance": 1 / organs if organs else None,

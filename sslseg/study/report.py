@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sslseg.package.files import write_atomically, write_json
 from sslseg.study.plan import RANDOM
-from sslseg.study.statistics import CONFIDENCE, summarise
+from sslseg.study.statistics import CONFIDENCE, difference_text, summarise
 
 STUDY_JSON = "study.json"
 REPORT = "report.md"
@@ -59,8 +59,7 @@ def markdown(study: dict) -> str:
                   "(seed, held-out case) pairs)", "",
                   "| initialisation | " + " | ".join(f"N = {n}" for n in counts) + " |", "|---|" + "---|" * len(counts)]
         for init, row in summary["differences"].items():
-            cells = [f"{row[n]['mean']:+.3f} [{row[n]['ci_low']:+.3f}, {row[n]['ci_high']:+.3f}]" if n in row else "-"
-                     for n in counts]
+            cells = [difference_text(row[n]) if n in row else "-" for n in counts]
             lines.append(f"| {init} | " + " | ".join(cells) + " |")
         lines += ["", "An interval that contains 0 shows no effect at this size; pairs of one seed share a training "
                   "run, so with few seeds the interval is optimistic."]

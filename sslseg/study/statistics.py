@@ -52,6 +52,11 @@ def paired_differences(encoder_cells: list[dict], random_cells: list[dict]) -> l
     return pairs
 
 
+def difference_text(difference: dict) -> str:
+    """``+0.012 [-0.004, +0.030]``: a paired difference of :func:`summarise` with its interval."""
+    return f"{difference['mean']:+.3f} [{difference['ci_low']:+.3f}, {difference['ci_high']:+.3f}]"
+
+
 def summarise(cells: list[dict], order: list[str] | None = None) -> dict:
     """``{"table": {init: {N: spread of mean Dice}}, "hd95_mm": {init: {N: spread of mean HD95}}, "differences":
     {init: {N: {...}}}}`` (N as strings: JSON keys; HD95 over the cells that have one). Initialisations in
