@@ -143,8 +143,7 @@ def probeValues(event: dict) -> dict:
 
 def lastStep(plot: TrainingPlot) -> float:
     """The x of the plot's last row (0 without rows): where a continuing run's curve starts."""
-    values = plot.values(plot.xColumn) if plot.rowCount else []
-    return max(values) if values else 0
+    return max(plot.values(plot.xColumn), default=0)
 
 
 def dicePlot(scene, name: str = "SSL segmentation training") -> TrainingPlot:

@@ -56,7 +56,7 @@ def loss_curve_figure(step_losses: list, epochs: list[dict], title: str = "", st
     if epochs:
         axes.plot([e["step"] for e in epochs], [e["train_loss"] for e in epochs], color="tab:blue", marker="o",
                   markersize=3, label="training loss (epoch mean)")
-    axes.set_xlabel("" if lower_panels else "step")
+    axes.set_xlabel("step")
     axes.set_ylabel("training loss")
     if title:
         axes.set_title(title)
