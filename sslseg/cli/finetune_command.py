@@ -6,7 +6,8 @@ import argparse
 
 from sslseg.cli.training_options import (add_intensity_options, add_optimiser_options, add_run_options,
                                           config_from_args, non_negative_int, positive_int)
-from sslseg.finetune.config import FinetuneConfig
+from sslseg.finetune.config import UNDRAWN_SLICES, FinetuneConfig
+from sslseg.io.annotation import AXES
 
 DEFAULTS = FinetuneConfig(data_dir="", out_dir="")
 
@@ -22,6 +23,13 @@ outputs in MODEL_DIR:
 labelled data: MSD/nnU-Net folders (imagesTr + labelsTr), NAME_label / NAME_seg / NAME.seg.nrrd beside each image,
 one case per folder, or a MONAI datalist JSON (its "validation" list is the validation split). Organs are matched
 by NAME across cases (label tables, dataset.json, .seg.nrrd segment names); unnamed label maps train as label_N.
+
+partially annotated cases (datalist entry fields; see README "Training from partial annotations"):
+  "annotated_slices": {"axis": "axial", "indices": [12, 40]}   these slices are annotated (from 0, along the voxel
+                                                              axis closest to axial); without indices: those drawn on
+  "annotated": "mask.nii.gz"                                  non-zero voxels are annotated (same grid as the image)
+  "organs": ["liver", "spleen"]                               the organs annotated (drawn or truly absent)
+  "absent": ["spleen"]                                        organs truly absent, besides those drawn
 
 several GPUs: torchrun --nproc-per-node N -m sslseg finetune LABELLED_DIR --encoder RUN_DIR --out MODEL_DIR ...
 (--batch-size is per process; rank 0 writes the outputs)"""
@@ -84,10 +92,25 @@ def register(subparsers) -> None:
     parser.add_argument("--spacing", type=millimetres, nargs=3, default=list(d.spacing), metavar=("X", "Y", "Z"),
                         help="resample to this voxel size in mm along R, A, S (default 1.5 1.5 2, MONAI's tutorial); "
                         "recorded in the model card, so segmentation resamples the same way")
+    parser.add_argument("--undrawn-slices", choices=UNDRAWN_SLICES, default=d.undrawn_slices,
+                        help="background: every undrawn voxel is background (fully labelled cases); unknown: only "
+                        "the slices something is drawn on count, along --slice-axis, the others are ignored by the "
+                        "loss (organs drawn on a few slices). A datalist entry's \"annotated_slices\" or "
+                        "\"annotated\" mask wins (default background)")
+    parser.add_argument("--slice-axis", choices=AXES, default=d.slice_axis,
+                        help="the slices of --undrawn-slices unknown: axial, coronal, sagittal (the image's voxel "
+                        "axis closest to it, whatever the storage order) or the voxel axis i, j or k "
+                        f"(default {d.slice_axis})")
+    parser.add_argument("--partial-organs", action="store_true",
+                        help="each case annotates only the organs it draws: an organ missing from a case is "
+                        "unknown there, not absent (marginal loss, Shi et al. 2021; Dice not scored for it there). "
+                        "A datalist entry's \"organs\" or \"absent\" list wins")
     add_intensity_options(parser, d, "MONAI's UNETR tutorial, abdominal soft tissue; recorded in the model card")
     add_optimiser_options(parser, d, "training cases")
     add_run_options(parser, d, "MODEL_DIR", seeded="crops, augmentation", cached="cases")
     parser.set_defaults(run=run)
+
+
 
 
 def run(args) -> int:

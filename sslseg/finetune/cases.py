@@ -11,6 +11,10 @@ The cache holds what the files contain, never how this run uses them: the key co
 preprocessing, not the split, so a case's name and its training/validation role come from this run's data
 (datalist or folder) and never from a record another run wrote.
 
+A partially annotated case (:mod:`sslseg.io.annotation`) also stores ``<key>.annotated.npy``, its annotated
+voxels brought onto the model grid exactly as its labels are (nearest neighbour), and the run gives each case the
+organ channels it annotates (:meth:`CaseSet.organ_mask`).
+
 A case whose label file names nothing gets ``label_N`` for each value present, so a dataset numbered consistently but
 without names still trains. The label set is the union of names over the training cases; each case is renumbered
 through a lookup table.
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +34,7 @@ from sslseg.data.fingerprint import content_sha256, source_signature, stable_key
 from sslseg.data.split import split_volumes
 from sslseg.errors import SSLSegError
 from sslseg.finetune.label_set import remap_lookup, union_of_names
+from sslseg.io.annotation import Annotation, SliceAnnotation, annotated_mask, annotated_organs
 from sslseg.io.pairing import LabelledCase, find_labelled_cases, load_case
 from sslseg.io.scan import VolumeSource
 from sslseg.labels import LabelTable
@@ -40,6 +45,7 @@ log = logging.getLogger(__name__)
 
 #: Bumped whenever a cached case's content changes, so old entries are recomputed.
 CASE_CACHE_VERSION = 2  # 2: oblique cases deskewed
+ANNOTATED_SUFFIX = ".annotated.npy"
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,8 @@ class CachedCase:
         affine: (4, 4) voxel-to-RAS of that grid; table: the case's label names (and colours).
         sha256: content hashes of the image and label files (``image``, ``label``).
         patient: the image's DICOM Patient ID, else "" (validation splits keep a patient's cases together).
+        annotated_path: ``.npy`` (X, Y, Z) uint8, 1 on the annotated voxels; None when the whole case is annotated.
+        annotation: what the case says it annotates (:class:`sslseg.io.annotation.Annotation`).
     """
 
     name: str
@@ -66,12 +74,23 @@ class CachedCase:
     present: tuple[int, ...]
     sha256: dict
     patient: str = ""
+    annotated_path: Path | None = None
+    annotation: Annotation = Annotation()
 
     def image(self) -> np.ndarray:
         return np.load(self.image_path, mmap_mode="r")
 
     def labels(self) -> np.ndarray:
         return np.load(self.labels_path, mmap_mode="r")
+
+    def annotated(self) -> np.ndarray | None:
+        """(X, Y, Z) uint8 memory map, 1 on the annotated voxels; None when the case is annotated throughout."""
+        return None if self.annotated_path is None else np.load(self.annotated_path, mmap_mode="r")
+
+    def scored_voxels(self) -> np.ndarray | None:
+        """The voxels validation scores: those its own entry annotates (None: all; the run's ``--undrawn-slices``
+        default shapes training only)."""
+        return None if self.annotation.slices_by_default else self.annotated()
 
     def fingerprint(self) -> dict:
         return {"name": self.name, "image_sha256": self.sha256["image"], "label_sha256": self.sha256["label"]}
@@ -83,8 +102,12 @@ def _signature(path: Path | None) -> dict | None:
 
 def case_key(case: LabelledCase, settings: SegmentationPreprocessing) -> str:
     sidecar = case.label.with_name(display_name(case.label) + ".json")
-    return stable_key(CASE_CACHE_VERSION, source_signature(case.image), _signature(case.label),
-                      _signature(case.table_file), _signature(sidecar), settings.to_card())
+    parts = [CASE_CACHE_VERSION, source_signature(case.image), _signature(case.label), _signature(case.table_file),
+             _signature(sidecar), settings.to_card()]
+    partial = case.annotation.cache_key()
+    if partial is not None:  # only then: keys of fully annotated cases stay those of earlier versions
+        parts.append({**partial, "mask": _signature(case.annotation.mask)})
+    return stable_key(*parts)
 
 
 def named_table(table: LabelTable, present) -> LabelTable:
@@ -102,6 +125,9 @@ def build_case(case: LabelledCase, key: str, cache_dir: Path, settings: Segmenta
     present = [int(v) for v in np.unique(on_grid)]
     write_npy(cache_dir / f"{key}.image.npy", np.ascontiguousarray(preprocessed.array, dtype=np.float32))
     write_npy(cache_dir / f"{key}.labels.npy", on_grid)
+    annotated = _annotated_on_grid(case, image, labels, preprocessed, settings)
+    if annotated is not None:
+        write_npy(cache_dir / f"{key}{ANNOTATED_SUFFIX}", annotated)
     table = named_table(table, present)
     record = {
         "name": case.name, "image": str(case.image.path), "label": str(case.label),  # no split: a run's choice
@@ -112,7 +138,20 @@ def build_case(case: LabelledCase, key: str, cache_dir: Path, settings: Segmenta
         "original_shape": list(image.shape), "settings": settings.to_card(),
         "patient_id": image.meta.patient_id.strip(),
     }
+    if annotated is not None:
+        record["annotated_fraction"] = float(annotated.mean())
     write_record(cache_dir / f"{key}.json", record)
+
+
+def _annotated_on_grid(case: LabelledCase, image, labels, preprocessed, settings) -> np.ndarray | None:
+    """The case's annotated voxels on the model grid (X, Y, Z) uint8, or None when it is annotated throughout."""
+    mask = annotated_mask(case.annotation, image, labels, f"{case.name} ({case.label})")
+    if mask is None:
+        return None
+    if not mask.any():
+        log.warning("case %s: no annotated voxel (%s): it teaches nothing", case.name,
+                    "no slice is drawn on" if case.annotation.slices else "its annotated mask is empty")
+    return labels_on_model_grid(labels.with_array(mask.astype(np.uint8)), preprocessed, settings).astype(np.uint8)
 
 
 def _case_from_record(path: Path, case: LabelledCase) -> CachedCase:
@@ -122,24 +161,46 @@ def _case_from_record(path: Path, case: LabelledCase) -> CachedCase:
     for item in data["labels"]:
         table.add(item["value"], item["name"], tuple(item["color"]) if item["color"] else None)
     stem = path.name[: -len(".json")]
+    annotated = path.with_name(f"{stem}{ANNOTATED_SUFFIX}") if "annotated_fraction" in data else None
     return CachedCase(name=case.name, split=case.split, image_path=path.with_name(f"{stem}.image.npy"),
                       labels_path=path.with_name(f"{stem}.labels.npy"), affine=np.asarray(data["affine"]),
                       shape=tuple(data["shape"]), table=table, present=tuple(data["present"]), sha256=data["sha256"],
-                      patient=case.patient or data.get("patient_id", ""))
+                      patient=case.patient or data.get("patient_id", ""), annotated_path=annotated,
+                      annotation=case.annotation)
 
 
 @dataclass
 class CaseSet:
-    """Training and validation cases, the label set and each case's lookup table to it."""
+    """Training and validation cases, the label set, each case's lookup table to it and, for cases that annotate
+    only some organs, the organ names they annotate."""
 
     train: list[CachedCase]
     val: list[CachedCase]
     labels: LabelTable
     luts: dict[str, np.ndarray]
     skipped: list
+    organs: dict[str, set[str]] = field(default_factory=dict)
 
     def lut(self, case: CachedCase) -> np.ndarray:
-        return self.luts[case.name + case.sha256["label"]]
+        return self.luts[_case_id(case)]
+
+    def organs_of(self, case: CachedCase) -> set[str] | None:
+        """The organ names ``case`` annotates, or None for every organ of the run."""
+        return self.organs.get(_case_id(case))
+
+    def organ_mask(self, case: CachedCase) -> np.ndarray:
+        """(C,) bool over the model's channels (0 = background, always True): True where ``case`` annotates the
+        organ (drawn, or truly absent)."""
+        names = self.organs_of(case)
+        mask = np.ones(len(self.labels) + 1, dtype=bool)
+        if names is not None:
+            mask[1:] = [label.name in names for _, label in sorted(self.labels.labels.items())]
+        return mask
+
+    @property
+    def partial(self) -> bool:
+        """Whether some training case annotates only some voxels or some organs (the partial loss applies)."""
+        return any(c.annotated_path is not None or _case_id(c) in self.organs for c in self.train)
 
     def fingerprint(self) -> dict:
         return {"train": [c.fingerprint() for c in self.train], "val": [c.fingerprint() for c in self.val],
@@ -194,13 +255,51 @@ def only(cases: list[LabelledCase], names, data_dir) -> list[LabelledCase]:
     return [replace(c, split="training") for c in cases if c.name in set(names)]
 
 
+def _case_id(case: CachedCase) -> str:
+    return case.name + case.sha256["label"]
+
+
+@dataclass(frozen=True)
+class PartialOptions:
+    """The run's defaults for cases that do not say what they annotate.
+
+    Attributes:
+        slice_axis: ``--undrawn-slices unknown``: the axis along which undrawn slices are unknown (None: undrawn
+            voxels are background).
+        partial_organs: ``--partial-organs``: a case annotates the organs it draws (others unknown, not absent).
+    """
+
+    slice_axis: str | None = None
+    partial_organs: bool = False
+
+    def apply(self, case: LabelledCase) -> LabelledCase:
+        """``case`` with the undrawn-slices default when it gives no annotated slices or mask of its own."""
+        if self.slice_axis is None or case.annotation.partial_voxels:
+            return case
+        return replace(case, annotation=replace(case.annotation, slices=SliceAnnotation(self.slice_axis),
+                                                slices_by_default=True))
+
+
+def organ_sets(cases: list[CachedCase], partial_organs: bool) -> dict[str, set[str]]:
+    """Case id -> the organ names it annotates, for the cases that annotate only some organs."""
+    sets = {}
+    for case in cases:
+        drawn = {case.table.name_of(v) for v in case.present if v}
+        names = annotated_organs(case.annotation, drawn, partial_organs, case.name)
+        if names is not None:
+            sets[_case_id(case)] = names
+    return sets
+
+
 def load_cases(data_dir: str | Path, cache_dir: Path, settings: SegmentationPreprocessing, val_fraction: float,
                seed: int, workers: int = 0, rank: int = 0, world_size: int = 1, barrier=None,
-               only_cases=None, base_labels: LabelTable | None = None) -> CaseSet:
+               only_cases=None, base_labels: LabelTable | None = None,
+               partial: PartialOptions = PartialOptions()) -> CaseSet:
     """Find, cache and split the labelled cases (``only_cases``: those names alone, all for training); the label set
     is the union of names over the training cases (``base_labels``: those, extended by the cases' new names; see
-    :func:`sslseg.finetune.from_model.extended_labels`)."""
+    :func:`sslseg.finetune.from_model.extended_labels`); ``partial``: what cases that say nothing annotate."""
     found, unlabelled = find_labelled_cases(data_dir)
+    found = [partial.apply(case) for case in found]
     if only_cases is not None:
         found, unlabelled, val_fraction = only(found, only_cases, data_dir), [], 0.0
     if not found:
@@ -229,7 +328,13 @@ def load_cases(data_dir: str | Path, cache_dir: Path, settings: SegmentationPrep
                           "check the label files (each empty one is named in a warning above)")
     luts = {}
     for case in train:
-        luts[case.name + case.sha256["label"]] = remap_lookup(case.table, labels, case.present, case.name)
+        luts[_case_id(case)] = remap_lookup(case.table, labels, case.present, case.name)
     for case in val:
-        luts[case.name + case.sha256["label"]] = validation_lookup(case, labels)
-    return CaseSet(train, val, labels, luts, failures)
+        luts[_case_id(case)] = validation_lookup(case, labels)
+    organs = organ_sets(train + val, partial.partial_organs)
+    for case in train + val:
+        unknown = sorted(organs.get(_case_id(case), set()) - set(labels.names))
+        if unknown and rank == 0:
+            log.warning("case %s lists organ(s) %s that no training case draws: ignored (check the spelling)",
+                        case.name, ", ".join(unknown))
+    return CaseSet(train, val, labels, luts, failures, organs)

@@ -6,13 +6,20 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from sslseg.io.annotation import AXES
 from sslseg.training.settings import common_problems, refuse_output_inside_data, refuse_problems
 
 #: Settings that define what is trained: a resumed run must use the same values (others may change on resume).
 IDENTITY_FIELDS = (
     "preset", "patch_size", "feature_size", "crops_per_volume", "batch_size", "lr", "weight_decay", "grad_clip",
-    "seed", "val_fraction", "spacing", "ct_window", "modality", "only_cases", "from_model",
+    "seed", "val_fraction", "spacing", "ct_window", "modality", "only_cases", "from_model", "undrawn_slices",
+    "slice_axis", "partial_organs",
 )
+#: Identity fields left out of a checkpoint's identity while they hold these values (their meaning before they
+#: existed), so checkpoints written before them still resume.
+NEW_FIELD_DEFAULTS = {"only_cases": None, "from_model": None, "undrawn_slices": "background", "slice_axis": "axial",
+                      "partial_organs": False}
+UNDRAWN_SLICES = ("background", "unknown")
 
 
 @dataclass
@@ -43,6 +50,12 @@ class FinetuneConfig:
             ``encoder`` must then be ``none``), or None.
         only_cases: train on these cases of ``data_dir`` alone (names), all as training cases (``sslseg study``'s
             subsets); None: every case, split as the data say.
+        undrawn_slices: ``background`` (every undrawn voxel is background) or ``unknown`` (only the slices along
+            ``slice_axis`` on which something is drawn count; :mod:`sslseg.io.annotation`). A datalist entry's own
+            ``annotated_slices`` / ``annotated`` wins.
+        slice_axis: ``axial``, ``coronal``, ``sagittal`` (anatomical), or ``i``, ``j``, ``k`` (voxel axes).
+        partial_organs: a case annotates only the organs it draws (others unknown: the marginal loss), unless its
+            datalist entry lists ``organs`` or ``absent``.
         resume, overwrite, events: as for pretraining.
     """
 
@@ -73,6 +86,9 @@ class FinetuneConfig:
     cache_dir: str | None = None
     only_cases: tuple[str, ...] | None = None
     from_model: str | None = None
+    undrawn_slices: str = "background"
+    slice_axis: str = "axial"
+    partial_organs: bool = False
     resume: bool = False
     overwrite: bool = False
     events: str | None = None
@@ -86,6 +102,8 @@ class FinetuneConfig:
             (len(self.spacing) != 3 or min(self.spacing) <= 0, "--spacing takes three voxel sizes > 0 (mm)"),
             (len(self.ct_window) != 2 or not self.ct_window[1] > self.ct_window[0],
              "--ct-window takes LOW HIGH with LOW < HIGH (HU)"),
+            (self.undrawn_slices not in UNDRAWN_SLICES, f"--undrawn-slices is one of {', '.join(UNDRAWN_SLICES)}"),
+            (self.slice_axis not in AXES, f"--slice-axis is one of {', '.join(AXES)}"),
         ], "finetune")
         refuse_problems([
             (self.from_model is not None and str(self.encoder).lower() != "none",
@@ -99,5 +117,4 @@ class FinetuneConfig:
         """The settings a resumed run must share with the run it continues (JSON-able)."""
         data = asdict(self)
         return {k: list(data[k]) if isinstance(data[k], tuple) else data[k] for k in IDENTITY_FIELDS
-                if k not in ("only_cases", "from_model") or data[k] is not None}  # absent when unused: older
-                                                                                   # checkpoints still resume
+                if k not in NEW_FIELD_DEFAULTS or data[k] != NEW_FIELD_DEFAULTS[k]}

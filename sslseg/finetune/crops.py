@@ -13,6 +13,10 @@ the left side: for organs that only their side tells apart (liver/spleen, left/r
 in BTCV) that teaches the model to confuse them. Measured on the demo's phantoms: the unseen case's spleen was
 labelled liver or stomach with the tutorial's transforms.
 
+Partially annotated runs (:mod:`sslseg.io.annotation`) carry an ``annotated`` mask through the same
+transforms (padding is unannotated), and every crop centre lies on an annotated voxel: organ centres on drawn
+voxels, the others on annotated body voxels (:class:`AnnotatedCentres`), so crops favour what was drawn.
+
 Item ``(epoch, index)`` draws all its randomness from ``SeedSequence([seed, stream, epoch, index])`` (as the
 pretraining dataset does): a sample depends on nothing else, not the worker, the rank or the process history, which
 makes runs reproducible and ``--resume`` exact.
@@ -34,17 +38,38 @@ STREAM = 6
 OPEN_MAPS = 16
 
 
-def tutorial_transforms(size: int, crops: int):
-    """The tutorial's random transforms, keeping sides (dictionary keys ``image``, ``label``, each (1, X, Y, Z) on
-    the cache's RAS grid: axis 0 runs from the patient's left to right)."""
+FG_INDICES, BG_INDICES = "fg_indices", "bg_indices"
+
+
+class AnnotatedCentres:
+    """Crop centres of a partially annotated sample: organ voxels (``label`` > 0) and annotated body voxels
+    (``image`` > 0, label 0), as flat indices under the keys ``RandCropByPosNegLabeld`` reads; with no annotated
+    body voxel, any annotated background voxel."""
+
+    def __call__(self, data: dict) -> dict:
+        label, image, annotated = (np.asarray(data[k])[0] for k in ("label", "image", "annotated"))
+        annotated = annotated.astype(bool)
+        background = annotated & (label == 0)
+        body = background & (image > 0)
+        fg = np.flatnonzero((label > 0) & annotated)
+        bg = np.flatnonzero(body if body.any() else background)
+        return {**data, FG_INDICES: fg, BG_INDICES: bg}
+
+
+def tutorial_transforms(size: int, crops: int, annotated: bool = False):
+    """The tutorial's random transforms, keeping sides (dictionary keys ``image``, ``label`` and, when
+    ``annotated``, ``annotated``: each (1, X, Y, Z) on the cache's RAS grid, axis 0 from the patient's left to
+    right)."""
     from monai.transforms import (Compose, RandCropByPosNegLabeld, RandFlipd, RandRotate90d, RandShiftIntensityd,
                                   SpatialPadd)
 
-    keys = ["image", "label"]
+    keys = ["image", "label", "annotated"] if annotated else ["image", "label"]
+    centres = {"fg_indices_key": FG_INDICES, "bg_indices_key": BG_INDICES} if annotated else {}
     return Compose([
         SpatialPadd(keys, spatial_size=(size, size, size), mode="constant"),
+        *([AnnotatedCentres()] if annotated else []),
         RandCropByPosNegLabeld(keys, label_key="label", spatial_size=(size, size, size), pos=1, neg=1,
-                               num_samples=crops, image_key="image", image_threshold=0),
+                               num_samples=crops, image_key="image", image_threshold=0, **centres),
         RandFlipd(keys, prob=0.10, spatial_axis=1),
         RandFlipd(keys, prob=0.10, spatial_axis=2),
         RandRotate90d(keys, prob=0.10, max_k=3, spatial_axes=(1, 2)),
@@ -53,36 +78,50 @@ def tutorial_transforms(size: int, crops: int):
 
 
 class LabelledCrops(Dataset):
-    """``dataset[(epoch, index)]`` -> ``{"image": (N, 1, S, S, S) float32, "label": (N, 1, S, S, S)}`` (uint8, int16 beyond 255 organs), the N
-    crops of case ``index`` with labels renumbered to the run's label set."""
+    """``dataset[(epoch, index)]`` -> ``{"image": (N, 1, S, S, S) float32, "label": (N, 1, S, S, S)}`` (uint8,
+    int16 beyond 255 organs), the N crops of case ``index`` with labels renumbered to the run's label set.
 
-    def __init__(self, cases: list[CachedCase], luts: list[np.ndarray], size: int, crops: int, seed: int) -> None:
+    With ``organs`` (one (C,) bool per case: the channels it annotates, see
+    :func:`sslseg.finetune.cases.CaseSet.organ_mask`), items also hold ``"annotated"`` (N, 1, S, S, S) uint8 (the
+    voxels that count; all 1 for a case annotated throughout) and ``"organs"`` (C,) bool.
+    """
+
+    def __init__(self, cases: list[CachedCase], luts: list[np.ndarray], size: int, crops: int, seed: int,
+                 organs: list[np.ndarray] | None = None) -> None:
         self.cases, self.luts, self.size, self.crops, self.seed = cases, luts, size, crops, seed
+        self.organs = organs
         self._transforms = None
         self._maps: OrderedDict[int, tuple] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self.cases)
 
-    def _arrays(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def _arrays(self, index: int) -> tuple:
         if index in self._maps:
             self._maps.move_to_end(index)
         else:
-            self._maps[index] = (self.cases[index].image(), self.cases[index].labels())
+            case = self.cases[index]
+            self._maps[index] = (case.image(), case.labels(), case.annotated())
             if len(self._maps) > OPEN_MAPS:
                 self._maps.popitem(last=False)
         return self._maps[index]
 
     def __getitem__(self, item) -> dict:
         epoch, index = item
+        partial = self.organs is not None
         if self._transforms is None:
-            self._transforms = tutorial_transforms(self.size, self.crops)
-        image, labels = self._arrays(index)
+            self._transforms = tutorial_transforms(self.size, self.crops, annotated=partial)
+        image, labels, annotated = self._arrays(index)
         sample = {"image": np.array(image, dtype=np.float32)[None], "label": remap(labels, self.luts[index])[None]}
+        if partial:
+            sample["annotated"] = (np.ones(labels.shape, np.uint8) if annotated is None else np.array(annotated))[None]
         seed = int(np.random.SeedSequence([self.seed, STREAM, epoch, index]).generate_state(1)[0])
         crops = self._transforms.set_random_state(seed=seed)(sample)
-        return {"image": torch.stack([torch.as_tensor(c["image"], dtype=torch.float32) for c in crops]),
-                "label": torch.stack([torch.as_tensor(c["label"]) for c in crops])}
+        item = {key: torch.stack([torch.as_tensor(c[key]) for c in crops]) for key in sample}
+        item["image"] = item["image"].float()
+        if partial:
+            item["organs"] = torch.as_tensor(self.organs[index], dtype=torch.bool)
+        return item
 
     def __getstate__(self):  # memory maps and transforms are rebuilt in each worker process
         state = self.__dict__.copy()

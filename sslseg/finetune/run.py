@@ -20,11 +20,12 @@ from sslseg.data.sampler import EpochBatches
 from sslseg.errors import SSLSegError
 from sslseg.finetune.augmentation_card import describe_transforms
 from sslseg.finetune.card import model_card, validation_card
-from sslseg.finetune.cases import CaseSet, load_cases
+from sslseg.finetune.cases import CaseSet, PartialOptions, load_cases
 from sslseg.finetune.config import FinetuneConfig
 from sslseg.finetune.crops import LabelledCrops, tutorial_transforms
 from sslseg.finetune.encoder import EncoderChoice, choose_encoder
 from sslseg.finetune.from_model import StartingModel, load_starting_weights, read_starting_model
+from sslseg.finetune.partial_loss import DESCRIPTION as PARTIAL_LOSS, partial_dice_ce
 from sslseg.finetune.validation import DiceValidation
 from sslseg.models.encoder_io import load_encoder_into
 from sslseg.models.unetr import build_unetr
@@ -88,7 +89,7 @@ def _run(config: FinetuneConfig, session: Session) -> dict:
     cases = load_cases(config.data_dir, Path(config.cache_dir) if config.cache_dir else out / run_dir.CACHE,
                        settings, config.val_fraction, config.seed, workers, dist.rank,
                        dist.world_size, barrier=lambda: distributed.barrier(dist), only_cases=config.only_cases,
-                       base_labels=start.labels if start else None)
+                       base_labels=start.labels if start else None, partial=partial_options(config))
 
     model, encoder = _model(config, choice, len(cases.labels) + 1, device, feature_size, start)
     events.emit("encoder", **encoder)
@@ -109,7 +110,8 @@ def _run(config: FinetuneConfig, session: Session) -> dict:
         model = wrap_ddp(model, device)
 
     dataset = LabelledCrops(cases.train, [cases.lut(c) for c in cases.train], preset.img_size,
-                            config.crops_per_volume, config.seed)
+                            config.crops_per_volume, config.seed,
+                            organs=[cases.organ_mask(c) for c in cases.train] if cases.partial else None)
     sampler = EpochBatches(len(dataset), config.batch_size, config.seed, dist.rank, dist.world_size)
     loader = make_loader(dataset, sampler, workers, config.seed, pin_memory=device.type == "cuda")
 
@@ -119,7 +121,7 @@ def _run(config: FinetuneConfig, session: Session) -> dict:
 
     outputs = _Outputs(config, out, preset, cases, encoder, precision, dist, sampler, identity, settings, feature_size)
     parts = TrainParts(
-        model=model, optimizer=optimizer, scheduler=scheduler, precision=precision, compute_loss=_dice_ce_loss(),
+        model=model, optimizer=optimizer, scheduler=scheduler, precision=precision, compute_loss=_dice_ce_loss(cases.partial),
         train_batches=train_batches, steps_per_epoch=sampler.steps_per_epoch, device=device,
         evaluate=_validation(config, cases, model, preset, device, precision, dist),
         on_checkpoint=lambda st, reason: outputs.checkpoint(st, reason, model, optimizer, scheduler),
@@ -132,11 +134,28 @@ def _run(config: FinetuneConfig, session: Session) -> dict:
              "labels": cases.labels.to_json(), "steps_per_epoch": sampler.steps_per_epoch,
              "total_steps": planned_steps(loop_config, sampler.steps_per_epoch), "resumed_at_step": state.step,
              "global_batch_volumes": sampler.global_batch, "crops_per_volume": config.crops_per_volume,
-             "patch_size": preset.img_size, "preset": preset.name, "encoder_transferred": encoder["transferred"]}
+             "patch_size": preset.img_size, "preset": preset.name, "encoder_transferred": encoder["transferred"],
+             "partial": partial_summary(cases)}
     # a stop at an epoch end keeps that epoch's checkpoint, whose plots may have been skipped
     state = train_reporting(session, parts, state, loop_config, start, preset.img_size, config.batch_size,
                             on_stop=outputs.plot)
     return report_done(session, {**outputs.finish(state, model), "compute": compute})
+
+
+def partial_options(config: FinetuneConfig) -> PartialOptions:
+    return PartialOptions(config.slice_axis if config.undrawn_slices == "unknown" else None, config.partial_organs)
+
+
+def partial_summary(cases: CaseSet) -> dict | None:
+    """For the start event and the card: which cases annotate only some slices or organs (None: none does)."""
+    scored = [c for c in cases.val if c.scored_voxels() is not None]
+    if not cases.partial and not scored:
+        return None
+    every = cases.train + cases.val
+    return {"loss": PARTIAL_LOSS,
+            "partial_slices": [c.name for c in cases.train if c.annotated_path is not None] + [c.name for c in scored],
+            "partial_organs": {c.name: sorted(cases.organs_of(c)) for c in every if cases.organs_of(c) is not None},
+            "validation": "Dice on the voxels and organs each validation case's entry annotates (whole otherwise)"}
 
 
 def starting_choice(config: FinetuneConfig, start: StartingModel) -> EncoderChoice:
@@ -184,8 +203,9 @@ def _model(config: FinetuneConfig, choice: EncoderChoice, out_channels: int, dev
     return model.to(device), encoder
 
 
-def _dice_ce_loss():
-    """``(model, batch) -> LossOutput``: MONAI ``DiceCELoss`` (one-hot targets, softmax) over every crop."""
+def _dice_ce_loss(partial: bool = False):
+    """``(model, batch) -> LossOutput``: MONAI ``DiceCELoss`` (one-hot targets, softmax) over every crop; with
+    ``partial``, its marginal form on the annotated voxels (:func:`sslseg.finetune.partial_loss.partial_dice_ce`)."""
     from monai.losses import DiceCELoss
 
     loss = DiceCELoss(to_onehot_y=True, softmax=True)
@@ -195,7 +215,11 @@ def _dice_ce_loss():
         labels = batch["label"].flatten(0, 1).long()
         logits = model(images)
         with full_precision(logits):
-            return LossOutput(loss(logits.float(), labels), {})
+            if not partial:
+                return LossOutput(loss(logits.float(), labels), {})
+            crops = batch["image"].shape[1]
+            organs = batch["organs"].repeat_interleave(crops, dim=0)  # (B, C) -> (B*N, C)
+            return LossOutput(partial_dice_ce(logits, labels, batch["annotated"].flatten(0, 1), organs), {})
 
     return compute
 
@@ -205,7 +229,8 @@ def _validation(config: FinetuneConfig, cases: CaseSet, model, preset, device, p
         return None
     mine = cases.val[dist.rank::dist.world_size]
     return DiceValidation(model, mine, [cases.lut(c) for c in mine], cases.labels, preset.img_size, config.overlap,
-                          device, precision, dist, window_batch=config.crops_per_volume if device.type == "cuda" else 1)
+                          device, precision, dist, window_batch=config.crops_per_volume if device.type == "cuda" else 1,
+                          organs=[cases.organ_mask(c) for c in mine])
 
 
 class _Outputs:
@@ -237,8 +262,10 @@ class _Outputs:
                     "crops_per_volume": c.crops_per_volume, "global_batch_crops": self.sampler.global_batch *
                     c.crops_per_volume, "patch_size": self.preset.img_size, "optimizer": "AdamW", "lr": c.lr,
                     "weight_decay": c.weight_decay, "grad_clip": c.grad_clip,
-                    "loss": "monai DiceCELoss(to_onehot_y=True, softmax=True)",
-                    "augmentation": describe_transforms(tutorial_transforms(self.preset.img_size, c.crops_per_volume)),
+                    "loss": PARTIAL_LOSS if self.cases.partial else "monai DiceCELoss(to_onehot_y=True, softmax=True)",
+                    "partial_annotations": partial_summary(self.cases),
+                    "augmentation": describe_transforms(tutorial_transforms(self.preset.img_size, c.crops_per_volume,
+                                                                            annotated=self.cases.partial)),
                     "seed": c.seed, "amp": self.precision.mode, "processes": self.dist.world_size,
                     "compute": describe_compute(self.precision.device_type, self.precision.mode)}
         validation = validation_card(validated, [case.name for case in self.cases.val], self.preset.img_size,

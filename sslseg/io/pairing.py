@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sslseg.errors import SSLSegError
+from sslseg.io.annotation import Annotation, annotation_from_entry
 from sslseg.io.formats import is_volume_file
 from sslseg.io.grid_alignment import labels_on_image_grid
 from sslseg.io.label_paths import LABEL_STEMS, LABEL_SUFFIXES, is_label_path
@@ -44,6 +45,7 @@ class LabelledCase:
     split: str = "training"
     table_file: Path | None = None  # label names, unless the label file carries its own (.seg.nrrd)
     patient: str = ""  # a datalist's "patient" or the folder's patients.csv; else the image's DICOM Patient ID
+    annotation: Annotation = Annotation()  # what a partially annotated case annotates (a datalist's fields)
 
 
 def find_labelled_cases(path: str | Path, scanned: ScanResult | None = None) -> tuple[list[LabelledCase],
@@ -97,7 +99,8 @@ def _from_datalist(path: Path) -> list[LabelledCase]:
                 if not file.exists():
                     raise SSLSegError(f"{path} lists {file}, which does not exist", "fix the datalist")
             cases.append(LabelledCase(display_name(image), _datalist_image(image, entry, path), label, split,
-                                      table_file, str(entry.get("patient", "")).strip()))
+                                      table_file, str(entry.get("patient", "")).strip(),
+                                      annotation_from_entry(entry, path)))
     if not cases:
         raise SSLSegError(f"{path} lists no image-label pairs", 'expected {"training": [{"image": ..., "label": ...}]}')
     _refuse_files_in_both_splits(cases, path)
