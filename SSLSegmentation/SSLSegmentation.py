@@ -57,6 +57,8 @@ class SSLSegmentationParameterNode:
     trainDevice: Annotated[str, Choice(DEVICES)] = "auto"
     trainPrecision: Annotated[str, Choice(PRECISIONS)] = "auto"
     resumeTraining: bool = False
+    undrawnSlicesUnknown: bool = False
+    partialOrgans: bool = False
     inputVolume: vtkMRMLScalarVolumeNode
     modelFolder: pathlib.Path
     segmentDevice: Annotated[str, Choice(DEVICES)] = "auto"
@@ -299,13 +301,15 @@ class SSLSegmentationLogic(ScriptedLoadableModuleLogic):
         if problem:
             raise ValueError(problem)
         outDir = Commands.pathOrNone(parameters.modelOutputFolder)
+        workFolder = None
         if parameters.trainFromScene:
-            dataDir = self.workFolder("sslseg-train-")
-            SceneData.exportTrainingPairs(pairs, dataDir)
+            workFolder = self.workFolder("sslseg-train-")
+            SceneData.exportTrainingPairs(pairs, workFolder, listOrgans=parameters.partialOrgans)
+            dataDir = workFolder / "datalist.json" if parameters.partialOrgans else workFolder  # the organ lists
         else:
             dataDir = Commands.pathOrNone(parameters.trainingFolder)
-        return self._train(parameters, dataDir, outDir, dataDir if parameters.trainFromScene else None,
-                           parameters.resumeTraining, None, onEvent, onLog, onFinished, waitForCompletion, extraArgs)
+        return self._train(parameters, dataDir, outDir, workFolder, parameters.resumeTraining, None, onEvent, onLog,
+                           onFinished, waitForCompletion, extraArgs)
 
     def startRetraining(self, parameters, correctedSegmentation, segmentationNodes=(), onEvent=None, onLog=None,
                         onFinished=None, waitForCompletion=False, extraArgs=()):
@@ -323,7 +327,7 @@ class SSLSegmentationLogic(ScriptedLoadableModuleLogic):
         validation = others[-1:] if len(others) >= 2 else []  # the correction always trains
         folder = self.workFolder("sslseg-retrain-")
         SceneData.exportTrainingPairs([(volume, correctedSegmentation)] + others[:len(others) - len(validation)],
-                                      folder, validationPairs=validation)
+                                      folder, validationPairs=validation, listOrgans=parameters.partialOrgans)
         if not validation:  # a datalist without validation cases would be split at random: keep every case training
             extraArgs = [*extraArgs, "--val-fraction", "0"]
         return self._train(parameters, folder / "datalist.json", Commands.retrainedFolder(current), folder, True,
@@ -352,7 +356,9 @@ class SSLSegmentationLogic(ScriptedLoadableModuleLogic):
                                      parameters.epochs, parameters.batchSize, parameters.patchSize,
                                      parameters.learningRate, parameters.valEvery, parameters.trainDevice,
                                      parameters.trainPrecision, parameters.resumeTraining and not fromModel,
-                                     list(extraArgs), fromModel=fromModel)
+                                     list(extraArgs), fromModel=fromModel,
+                                     undrawnSlicesUnknown=parameters.undrawnSlicesUnknown,
+                                     partialOrgans=parameters.partialOrgans)
         self.trainJob = self.newJob("finetune", args, handleEvent, onLog, registerModel,
                                     workFolders=[workFolder] if workFolder else [])
         self.trainPlot = plot

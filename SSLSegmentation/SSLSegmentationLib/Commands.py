@@ -48,9 +48,11 @@ def dataArg(dataDir, what: str = "training folder (images and labels)") -> str:
 
 def finetuneArgs(dataDir, outDir, encoder=None, preset: str = "auto", epochs: int = 100, batchSize: int = 1,
                  patchSize: int = 0, learningRate: float = 1e-4, valEvery: int = 1, device: str = "auto",
-                 amp: str = "auto", resume: bool = False, extra: list | None = None, fromModel=None) -> list[str]:
+                 amp: str = "auto", resume: bool = False, extra: list | None = None, fromModel=None,
+                 undrawnSlicesUnknown: bool = False, partialOrgans: bool = False) -> list[str]:
     """``sslseg finetune`` arguments (without the command). ``encoder`` None: random initialisation. ``fromModel``: a
-    model folder to continue from (``--from-model``; its network is kept, so no encoder, preset or patch size)."""
+    model folder to continue from (``--from-model``; its network is kept, so no encoder, preset or patch size).
+    ``undrawnSlicesUnknown``: ``--undrawn-slices unknown`` (axial); ``partialOrgans``: ``--partial-organs``."""
     start = ["--from-model", str(fromModel)] if fromModel else ["--encoder", str(encoder) if encoder else "none"]
     args = [dataArg(dataDir), "--out", str(outDir), *start,
             "--epochs", str(epochs), "--batch-size", str(batchSize), "--lr", f"{learningRate:g}",
@@ -59,6 +61,10 @@ def finetuneArgs(dataDir, outDir, encoder=None, preset: str = "auto", epochs: in
         args += ["--preset", preset]
     if patchSize and not fromModel:
         args += ["--patch-size", str(patchSize)]
+    if undrawnSlicesUnknown:
+        args += ["--undrawn-slices", "unknown", "--slice-axis", "axial"]
+    if partialOrgans:
+        args.append("--partial-organs")
     if resume:
         args.append("--resume")  # a new run into a folder holding one is refused by the engine, with a hint
     return args + [str(a) for a in (extra or [])]

@@ -53,12 +53,14 @@ def labelSet(segmentationNodes) -> dict[str, int]:
     return names
 
 
-def exportTrainingPairs(pairs, folder, validationPairs=None) -> dict[str, int]:
+def exportTrainingPairs(pairs, folder, validationPairs=None, listOrgans: bool = False) -> dict[str, int]:
     """Write each (volume node, segmentation node) pair as ``imagesTr/NAME.nii.gz`` + ``labelsTr/NAME.nii.gz`` (the
     label map on the volume's grid, values by segment name) and the label names as ``labels.json``; returns the
     label set. The engine pairs the files by name (MSD layout) and names the labels from ``labels.json``.
     ``validationPairs`` (a list, possibly empty): also written, and ``datalist.json`` says which pairs train and
-    which validate (give the engine that file: no case is left to the engine's random split)."""
+    which validate (give the engine that file: no case is left to the engine's random split). ``listOrgans``: each
+    datalist entry lists its segmentation's segment names as ``"organs"`` (an empty segment says the organ is truly
+    absent; an organ without a segment is unknown there: ``--partial-organs``), and ``datalist.json`` is written."""
     from sslseg import mrml
     from sslseg.errors import SSLSegError
     from sslseg.io.volume_io import write_volume
@@ -76,11 +78,13 @@ def exportTrainingPairs(pairs, folder, validationPairs=None) -> dict[str, int]:
         write_volume(mrml.node_to_volume(volumeNode), folder / "imagesTr" / f"{name}.nii.gz", overwrite=True)
         labelMap = mrml.segmentation_to_labelmap(segmentationNode, volumeNode, labels)
         write_volume(labelMap, folder / "labelsTr" / f"{name}.nii.gz", overwrite=True)
-        splits["training" if index < len(pairs) else "validation"].append(
-            {"image": f"imagesTr/{name}.nii.gz", "label": f"labelsTr/{name}.nii.gz"})
+        entry = {"image": f"imagesTr/{name}.nii.gz", "label": f"labelsTr/{name}.nii.gz"}
+        if listOrgans:
+            entry["organs"] = mrml.segment_names(segmentationNode)
+        splits["training" if index < len(pairs) else "validation"].append(entry)
     names = {str(v): n for n, v in labels.items()}
     (folder / "labels.json").write_text(json.dumps(names, indent=1) + "\n", encoding="utf-8")
-    if validationPairs is not None:
+    if validationPairs is not None or listOrgans:
         (folder / "datalist.json").write_text(json.dumps({"labels": names, **splits}, indent=1) + "\n",
                                               encoding="utf-8")
     return labels

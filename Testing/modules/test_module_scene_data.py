@@ -196,3 +196,45 @@ def test_a_finished_study_shows_as_a_table_and_a_chart(scene, tmp_path):
     assert plot.values("labelled cases") == [1, 2] and plot.values("ssl") == pytest.approx([0.255, 0.455])
     with pytest.raises(ValueError, match="holds no finished study"):
         StudyView.readStudy(tmp_path / "nothing")
+
+
+def test_slices_drawn_in_slicers_axial_view_are_the_annotated_axial_slices_whatever_the_storage(scene, tmp_path):
+    """A volume stored LPS-like with j running inferior-superior and 10 degrees oblique: a segment drawn on two
+    axial slices (planes of constant j, the axis closest to S) exports to a case whose annotated mask
+    (``--undrawn-slices unknown``, the engine's own code on the exported files) is exactly those two j planes; the
+    organ lists of ``listOrgans`` name each segmentation's segments, an empty one (truly absent) included."""
+    from sslseg.io.annotation import SliceAnnotation, slices_mask
+    from sslseg.io.pairing import find_labelled_cases, load_case
+
+    angle = np.deg2rad(10)
+    rotation = np.array([[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]])
+    affine = np.eye(4)
+    affine[:3, :3] = rotation @ np.array([[-1.5, 0, 0], [0, 0, -1.5], [0, 2.5, 0]])  # i: R->L, j: I->S, k: A->P
+    affine[:3, 3] = (40, -30, 12)
+    volume = mrml.volume_to_node(scene, Volume(np.arange(14 * 9 * 11, dtype=np.int16).reshape(14, 9, 11), affine),
+                                 "oblique")
+    labels = np.zeros((14, 9, 11), dtype=np.uint8)
+    labels[3:9, 2, 2:8] = 1
+    labels[4:7, 6, 3:6] = 1
+    table = LabelTable.from_names({1: "liver", 2: "spleen"})
+    segmentation = mrml.labelmap_to_segmentation(scene, Volume(labels, affine), table, reference=volume, name="drawn")
+    segmentation.SetNodeReferenceID(SceneData.REFERENCE_ROLE, volume.GetID())
+    if "spleen" not in mrml.segment_names(segmentation):  # an empty segment: the spleen is truly absent here
+        segmentation.GetSegmentation().AddEmptySegment("spleen", "spleen")
+    SceneData.exportTrainingPairs([(volume, segmentation)], tmp_path, listOrgans=True)
+    datalist = json.loads((tmp_path / "datalist.json").read_text())
+    assert sorted(datalist["training"][0]["organs"]) == ["liver", "spleen"]
+    (case,) = find_labelled_cases(tmp_path / "datalist.json")[0]
+    assert set(case.annotation.organs) == {"liver", "spleen"}
+    image, exported, _ = load_case(case)
+    mask = slices_mask(exported.array, image.affine, SliceAnnotation("axial"), "exported")
+    assert np.flatnonzero(mask.any(axis=(0, 2))).tolist() == [2, 6] and mask[:, [2, 6], :].all()
+    assert mask.sum() == 2 * 14 * 11
+
+
+def test_the_partial_annotation_options_reach_the_worker_command_line(tmp_path):
+    args = Commands.finetuneArgs(tmp_path, tmp_path / "model", undrawnSlicesUnknown=True, partialOrgans=True)
+    assert args[args.index("--undrawn-slices") + 1] == "unknown" and args[args.index("--slice-axis") + 1] == "axial"
+    assert "--partial-organs" in args
+    plain = Commands.finetuneArgs(tmp_path, tmp_path / "model")
+    assert "--undrawn-slices" not in plain and "--partial-organs" not in plain
