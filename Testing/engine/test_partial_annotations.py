@@ -210,3 +210,21 @@ def test_the_marginal_loss_learns_organs_each_case_draws_half_of(organ_cases, tm
         scores[marginal] = {organ: float(np.mean([r[organ] or 0.0 for r in runs])) for organ in runs[0]}
     kidneys = {m: scores[m]["right_kidney"] + scores[m]["left_kidney"] for m in scores}
     assert scores[True]["liver"] > 0.85 and kidneys[True] > kidneys[False] + 0.2, scores
+
+
+def test_crop_centres_lie_on_annotated_voxels_and_a_case_with_none_still_crops():
+    from sslseg.finetune.crops import BG_INDICES, FG_INDICES, AnnotatedCentres
+
+    label = np.zeros((1, 4, 4, 6), np.uint8)
+    label[0, 1, 1, 1] = 1
+    label[0, 2, 2, 4] = 1  # drawn, but on an unannotated slice: never a centre
+    image = np.ones_like(label, dtype=np.float32)
+    image[0, 0] = 0  # air
+    annotated = np.zeros_like(label)
+    annotated[..., :3] = 1
+    centres = AnnotatedCentres()({"label": label, "image": image, "annotated": annotated})
+    assert np.unravel_index(centres[FG_INDICES], label.shape[1:])[2].tolist() == [1]
+    background = np.unravel_index(centres[BG_INDICES], label.shape[1:])
+    assert max(background[2]) < 3 and min(background[0]) > 0 and len(centres[BG_INDICES]) == 3 * 4 * 3 - 1
+    nothing = AnnotatedCentres()({"label": label, "image": image, "annotated": np.zeros_like(label)})
+    assert len(nothing[FG_INDICES]) == 0 and len(nothing[BG_INDICES]) == label.size

@@ -44,7 +44,8 @@ FG_INDICES, BG_INDICES = "fg_indices", "bg_indices"
 class AnnotatedCentres:
     """Crop centres of a partially annotated sample: organ voxels (``label`` > 0) and annotated body voxels
     (``image`` > 0, label 0), as flat indices under the keys ``RandCropByPosNegLabeld`` reads; with no annotated
-    body voxel, any annotated background voxel."""
+    body voxel, any annotated background voxel; with no annotated voxel at all (warned when cached), anywhere: the
+    loss gives such crops no weight."""
 
     def __call__(self, data: dict) -> dict:
         label, image, annotated = (np.asarray(data[k])[0] for k in ("label", "image", "annotated"))
@@ -53,6 +54,8 @@ class AnnotatedCentres:
         body = background & (image > 0)
         fg = np.flatnonzero((label > 0) & annotated)
         bg = np.flatnonzero(body if body.any() else background)
+        if not len(fg) and not len(bg):
+            bg = np.arange(label.size)
         return {**data, FG_INDICES: fg, BG_INDICES: bg}
 
 
