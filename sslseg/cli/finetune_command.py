@@ -6,7 +6,7 @@ import argparse
 
 from sslseg.cli.training_options import (add_intensity_options, add_optimiser_options, add_run_options,
                                           config_from_args, non_negative_int, positive_int)
-from sslseg.finetune.config import UNDRAWN_SLICES, FinetuneConfig
+from sslseg.finetune.config import CROP_CENTRES, UNDRAWN_SLICES, FinetuneConfig
 from sslseg.io.annotation import AXES
 
 DEFAULTS = FinetuneConfig(data_dir="", out_dir="")
@@ -78,6 +78,10 @@ def register(subparsers) -> None:
                         "decoder's cost on a CPU)")
     parser.add_argument("--crops-per-volume", type=positive_int, default=d.crops_per_volume, metavar="N",
                         help=f"random crops per volume and step, half centred on organs (default {d.crops_per_volume})")
+    parser.add_argument("--crop-centres", choices=CROP_CENTRES, default=d.crop_centres,
+                        help="pos-neg: half the crops centred on organ voxels, half on body voxels (MONAI's "
+                        "tutorial); classes: background and each organ equally likely as a centre, so small organs "
+                        f"are seen as often as large ones (default {d.crop_centres})")
     parser.add_argument("--batch-size", type=positive_int, default=d.batch_size, metavar="N",
                         help=f"volumes per step in each process, each giving --crops-per-volume crops "
                         f"(default {d.batch_size})")

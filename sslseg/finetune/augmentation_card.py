@@ -49,6 +49,12 @@ def _crop(t) -> dict:
             "label_key": t.label_key, "image_threshold": c.image_threshold}
 
 
+def _class_crop(t) -> dict:
+    c = t.cropper
+    return {"spatial_size": c.spatial_size, "num_classes": c.num_classes, "num_samples": c.num_samples,
+            "ratios": c.ratios, "label_key": t.label_key}
+
+
 def _flip(t) -> dict:
     return {"spatial_axis": t.flipper.spatial_axis, "axes": axis_names(t.flipper.spatial_axis)}
 
@@ -62,7 +68,8 @@ def _shift_intensity(t) -> dict:
 
 
 #: Class name -> the settings worth stating for it (an unlisted transform is still named, with keys and prob).
-SETTINGS = {"SpatialPadd": _pad, "RandCropByPosNegLabeld": _crop, "RandFlipd": _flip, "RandRotate90d": _rotate90,
+SETTINGS = {"SpatialPadd": _pad, "RandCropByPosNegLabeld": _crop, "RandCropByLabelClassesd": _class_crop,
+            "RandFlipd": _flip, "RandRotate90d": _rotate90,
             "RandShiftIntensityd": _shift_intensity}
 
 

@@ -7,18 +7,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sslseg.io.annotation import AXES
+
+#: Crop-centre draws (:mod:`sslseg.finetune.crops`; kept here so the config needs no torch import).
+CROP_CENTRES = ("pos-neg", "classes")
 from sslseg.training.settings import common_problems, refuse_output_inside_data, refuse_problems
 
 #: Settings that define what is trained: a resumed run must use the same values (others may change on resume).
 IDENTITY_FIELDS = (
     "preset", "patch_size", "feature_size", "crops_per_volume", "batch_size", "lr", "weight_decay", "grad_clip",
     "seed", "val_fraction", "spacing", "ct_window", "modality", "only_cases", "from_model", "undrawn_slices",
-    "slice_axis", "partial_organs",
+    "slice_axis", "partial_organs", "crop_centres",
 )
 #: Identity fields left out of a checkpoint's identity while they hold these values (their meaning before they
 #: existed), so checkpoints written before them still resume.
 NEW_FIELD_DEFAULTS = {"only_cases": None, "from_model": None, "undrawn_slices": "background", "slice_axis": "axial",
-                      "partial_organs": False}
+                      "partial_organs": False, "crop_centres": "pos-neg"}
 UNDRAWN_SLICES = ("background", "unknown")
 
 
@@ -35,6 +38,8 @@ class FinetuneConfig:
         patch_size: training crop edge = UNETR ``img_size`` = inference window (None: the encoder's).
         feature_size: UNETR decoder width (16 in MONAI's tutorial).
         crops_per_volume: random crops per volume and step (pos/neg balanced, as the tutorial's 4).
+        crop_centres: ``pos-neg`` (the tutorial: organ and body voxels 1:1) or ``classes`` (background and each
+            organ equally likely; :mod:`sslseg.finetune.crops`).
         epochs, max_steps: training length (:func:`sslseg.training.loop.planned_epochs`): with both, whichever ends
             first; ``epochs`` None: as many as ``max_steps`` needs, or ``DEFAULT_EPOCHS`` without it.
         batch_size: volumes per optimisation step in each process (each gives ``crops_per_volume`` crops).
@@ -66,6 +71,7 @@ class FinetuneConfig:
     patch_size: int | None = None
     feature_size: int = 16
     crops_per_volume: int = 4
+    crop_centres: str = "pos-neg"
     epochs: int | None = None
     max_steps: int | None = None
     batch_size: int = 1
@@ -104,6 +110,7 @@ class FinetuneConfig:
              "--ct-window takes LOW HIGH with LOW < HIGH (HU)"),
             (self.undrawn_slices not in UNDRAWN_SLICES, f"--undrawn-slices is one of {', '.join(UNDRAWN_SLICES)}"),
             (self.slice_axis not in AXES, f"--slice-axis is one of {', '.join(AXES)}"),
+            (self.crop_centres not in CROP_CENTRES, f"--crop-centres is one of {', '.join(CROP_CENTRES)}"),
         ], "finetune")
         refuse_problems([
             (self.from_model is not None and str(self.encoder).lower() != "none",

@@ -111,7 +111,8 @@ def _run(config: FinetuneConfig, session: Session) -> dict:
 
     dataset = LabelledCrops(cases.train, [cases.lut(c) for c in cases.train], preset.img_size,
                             config.crops_per_volume, config.seed,
-                            organs=[cases.organ_mask(c) for c in cases.train] if cases.partial else None)
+                            organs=[cases.organ_mask(c) for c in cases.train] if cases.partial else None,
+                            classes=crop_classes(config, cases))
     sampler = EpochBatches(len(dataset), config.batch_size, config.seed, dist.rank, dist.world_size)
     loader = make_loader(dataset, sampler, workers, config.seed, pin_memory=device.type == "cuda")
 
@@ -140,6 +141,11 @@ def _run(config: FinetuneConfig, session: Session) -> dict:
     state = train_reporting(session, parts, state, loop_config, start, preset.img_size, config.batch_size,
                             on_stop=outputs.plot)
     return report_done(session, {**outputs.finish(state, model), "compute": compute})
+
+
+def crop_classes(config: FinetuneConfig, cases: CaseSet) -> int | None:
+    """The class count for class-balanced crop centres (background included), or None for the tutorial's draw."""
+    return len(cases.labels) + 1 if config.crop_centres == "classes" else None
 
 
 def partial_options(config: FinetuneConfig) -> PartialOptions:
@@ -264,8 +270,9 @@ class _Outputs:
                     "weight_decay": c.weight_decay, "grad_clip": c.grad_clip,
                     "loss": PARTIAL_LOSS if self.cases.partial else "monai DiceCELoss(to_onehot_y=True, softmax=True)",
                     "partial_annotations": partial_summary(self.cases),
-                    "augmentation": describe_transforms(tutorial_transforms(self.preset.img_size, c.crops_per_volume,
-                                                                            annotated=self.cases.partial)),
+                    "augmentation": describe_transforms(tutorial_transforms(
+                        self.preset.img_size, c.crops_per_volume, annotated=self.cases.partial,
+                        classes=crop_classes(c, self.cases))),
                     "seed": c.seed, "amp": self.precision.mode, "processes": self.dist.world_size,
                     "compute": describe_compute(self.precision.device_type, self.precision.mode)}
         validation = validation_card(validated, [case.name for case in self.cases.val], self.preset.img_size,
