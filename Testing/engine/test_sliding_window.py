@@ -74,3 +74,30 @@ def test_a_failing_window_is_reported_and_threads_restored():
     else:
         raise AssertionError("the worker's error was swallowed")
     assert torch.get_num_threads() == threads
+
+
+class CentreBand(torch.nn.Module):
+    """A 'model' that answers class 1 only in the middle quarter of its window's depth (a stand-in for a network
+    whose answer depends on where in the window the anatomy sits, as UNETR's position embeddings make it)."""
+
+    out_channels = 2
+
+    def forward(self, x):
+        depth = x.shape[-1]
+        band = torch.zeros_like(x)
+        band[..., 3 * depth // 8: 5 * depth // 8] = 1.0
+        return torch.cat([(0.5 - band) * 20, (band - 0.5) * 20], dim=1)
+
+
+def test_a_volume_thinner_than_the_window_sits_in_its_middle_as_in_training():
+    """4 slices and a 16-voxel window: padded 6 + 4 + 6, as MONAI's SpatialPadd centres a thin volume for the
+    training crops, the slices fall in the window's middle band; padded at the far end (the earlier behaviour) they
+    fell in its first quarter, a depth the model never saw them at. The thick axes are unaffected and the
+    probabilities come back on the volume's own voxels."""
+    array = np.full((20, 18, 4), 0.7, np.float32)
+    probabilities = predict_probabilities(CentreBand(), array, window=16, overlap=0.25, foreground=None)
+    assert probabilities.shape == (2, 20, 18, 4)
+    assert (probabilities.argmax(0) == 1).all()
+    thin = np.random.default_rng(1).random((9, 30, 5)).astype(np.float32)
+    exact = predict_probabilities(Threshold(), thin, window=16, overlap=0.25, foreground=None)
+    np.testing.assert_array_equal(exact.argmax(0).numpy(), thin > 0.5)

@@ -2,7 +2,9 @@
 
 Windows of the model's input size S^3 step by S * (1 - overlap); overlapping predictions are blended with a Gaussian
 importance map (as MONAI's ``sliding_window_inference(mode="gaussian")``). A window whose voxels are all below the
-foreground threshold (air around the body) is not computed: it is background.
+foreground threshold (air around the body) is not computed: it is background. An axis shorter than the window is
+padded on both sides, centred, as training pads it (a thin volume padded at one end only sat at window depths the
+model never saw in training).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ def predict_probabilities(
     device = device or torch.device("cpu")
     image = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
     shape = image.shape
+    before = [max(0, window - n) // 2 for n in shape]  # centred, as training's SpatialPadd places a thin volume
     padded = torch.nn.functional.pad(image, _padding(shape, window))  # zero = air after scaling
     importance = gaussian_importance(window)
     corners = list(itertools.product(*(window_starts(n, window, overlap) for n in padded.shape)))
@@ -81,7 +84,7 @@ def predict_probabilities(
             scores[(slice(None), *box)] += p
             weights[box] += importance
         del probabilities
-    return _normalised(scores, weights, shape, model)
+    return _normalised(scores, weights, shape, before, model)
 
 
 #: At most this many windows at once on the CPU (each holds its activations: ~1 GB for ViT-B at 96^3).
@@ -141,14 +144,15 @@ def _in_order(function, items, workers: int):
         torch.set_num_threads(threads)
 
 
-def _normalised(scores, weights, shape, model) -> torch.Tensor:
-    """Blended probabilities, contiguous (C, X, Y, Z); voxels no window computed are background (1, 0, ...)."""
+def _normalised(scores, weights, shape, before, model) -> torch.Tensor:
+    """Blended probabilities of the volume (``shape``, at offset ``before`` in the padded grid), contiguous
+    (C, X, Y, Z); voxels no window computed are background (1, 0, ...)."""
     if scores is None:  # no window held any body
         channels = getattr(model, "out_channels", None) or _channels(model)
         scores = torch.zeros((channels, *shape))
         scores[0] = 1.0
         return scores
-    inside = tuple(slice(0, n) for n in shape)
+    inside = tuple(slice(b, b + n) for b, n in zip(before, shape))
     scores = scores[(slice(None), *inside)]
     weights = weights[inside]
     skipped = weights == 0
@@ -164,9 +168,13 @@ def _channels(model) -> int:
 
 
 def _padding(shape, window: int) -> list[int]:
+    """``torch.nn.functional.pad`` widths bringing each axis shorter than ``window`` up to it, centred (the smaller
+    half first): exactly where MONAI's ``SpatialPadd`` puts a volume thinner than the training crop, so a model with
+    absolute position embeddings sees it at the depth it was trained at."""
     pads = []
     for n in reversed(shape):  # torch pads the last axis first
-        pads += [0, max(0, window - n)]
+        missing = max(0, window - n)
+        pads += [missing // 2, missing - missing // 2]
     return pads
 
 
