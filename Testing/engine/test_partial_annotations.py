@@ -172,10 +172,10 @@ def test_cached_annotated_mask_follows_the_drawn_slices_onto_the_model_grid(labe
 def test_ignoring_undrawn_slices_learns_the_liver_that_background_teaches_away(labelled_dir, tmp_path,
                                                                                  run_finetune):
     """The liver drawn on every 10th axial slice of 5 phantoms (about 10 % of their slices), 1 phantom held out
-    and labelled whole; 100 steps each (tiny UNETR, lr 3e-3, float32). Measured on an AVX512-BF16 EPYC: undrawn
-    slices as background give a held-out liver Dice of 0.00, ``--undrawn-slices unknown`` 0.67
-    (``benchmarks/bench_partial.py``, 8 phantoms, 200 steps, 3 seeds: 0.00 (0.00..0.00) against 0.74
-    (0.69..0.81))."""
+    and labelled whole; 40 steps each (tiny UNETR, lr 3e-3, float32). Measured on an AVX512-BF16 EPYC: undrawn
+    slices as background give a held-out liver Dice of 0.00, ``--undrawn-slices unknown`` 0.73 (0.51 at 60 steps,
+    0.67 at 100: the curve is noisy, never near 0; ``benchmarks/bench_partial.py``, 8 phantoms, 200 steps, 3 seeds:
+    0.00 (0.00..0.00) against 0.74 (0.69..0.81))."""
     from finetune_support import LEARNING
     from partial_support import slices_cohort
 
@@ -183,10 +183,10 @@ def test_ignoring_undrawn_slices_learns_the_liver_that_background_teaches_away(l
     datalist = slices_cohort(labelled_dir, tmp_path / "cohort", names[:5], names[5:])
     scores = {}
     for undrawn in ("background", "unknown"):
-        summary = run_finetune(datalist, tmp_path / undrawn, max_steps=100, val_every=20, undrawn_slices=undrawn,
+        summary = run_finetune(datalist, tmp_path / undrawn, max_steps=40, val_every=1000, undrawn_slices=undrawn,
                                **LEARNING)
         scores[undrawn] = summary["best_val_dice_per_organ"]["liver"]
-    assert scores["background"] < 0.2 and scores["unknown"] > 0.5, scores
+    assert scores["background"] < 0.2 and scores["unknown"] > 0.4, scores
 
 
 @pytest.mark.slow
