@@ -39,10 +39,21 @@ FALSE_NEGATIVES = ["false_negatives=attract", "fn_threshold=-1"]
 #: A rank that ended right after its last collective used to abort now and then at exit (about 1 run in 15: gloo's
 #: worker thread still releasing that collective's tensors during interpreter finalisation); the run's last step is
 #: now a barrier (sslseg.training.distributed.shutdown), and every run here must exit 0.
-@pytest.mark.parametrize("name, options", [("simclr", []), ("byol", []), ("simsiam", []), ("moco-v3", []),
-                                           ("moco-v2", []), ("swav", SWAV), ("rotation", []), ("relative-position", []),
-                                           ("rubiks-cube", []), ("pgl", []), ("simsiam", ["head_norm=batch"]),
-                                           ("simclr", FALSE_NEGATIVES), ("moco-v2", FALSE_NEGATIVES)])
+#: The default suite keeps one method per distributed mechanism (~9 s each: two processes start and train): the
+#: gathered contrastive loss (SimCLR), a momentum target (BYOL), the key queue (MoCo v2), Sinkhorn codes with
+#: prototypes and queue (SwAV), global BatchNorm (SimSiam head_norm=batch), gathered matched tokens (PGL) and the
+#: gathered support views (MoCo v2 + false negatives). The others repeat one of these paths and run with
+#: ``make test-slow``.
+SAME_PATH_AS_ANOTHER = pytest.mark.slow
+
+
+@pytest.mark.parametrize("name, options", [
+    ("simclr", []), ("byol", []), pytest.param("simsiam", [], marks=SAME_PATH_AS_ANOTHER),
+    pytest.param("moco-v3", [], marks=SAME_PATH_AS_ANOTHER), ("moco-v2", []), ("swav", SWAV),
+    pytest.param("rotation", [], marks=SAME_PATH_AS_ANOTHER),
+    pytest.param("relative-position", [], marks=SAME_PATH_AS_ANOTHER),
+    pytest.param("rubiks-cube", [], marks=SAME_PATH_AS_ANOTHER), ("pgl", []), ("simsiam", ["head_norm=batch"]),
+    pytest.param("simclr", FALSE_NEGATIVES, marks=SAME_PATH_AS_ANOTHER), ("moco-v2", FALSE_NEGATIVES)])
 def test_two_gloo_processes_match_one_process(name, options, unlabelled_dir, pretrain_cache, tmp_path):
     method_options = [word for option in options for word in ("--method-option", option)]
     common = ["--preset", "tiny", "--patch-size", "32", "--spacing", "4", "--workers", "0", "--epochs", "2",
