@@ -115,8 +115,6 @@ def register(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
-
-
 def run(args) -> int:
     from sslseg.errors import SSLSegError
     from sslseg.finetune.run import finetune

@@ -7,10 +7,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sslseg.io.annotation import AXES
+from sslseg.training.settings import common_problems, refuse_output_inside_data, refuse_problems
 
 #: Crop-centre draws (:mod:`sslseg.finetune.crops`; kept here so the config needs no torch import).
 CROP_CENTRES = ("pos-neg", "classes")
-from sslseg.training.settings import common_problems, refuse_output_inside_data, refuse_problems
 
 #: Settings that define what is trained: a resumed run must use the same values (others may change on resume).
 IDENTITY_FIELDS = (

@@ -60,15 +60,17 @@ class AnnotatedCentres:
         annotated = annotated.astype(bool)
         background = annotated & (label == 0)
         body = background & (image > 0)
-        fg = np.flatnonzero((label > 0) & annotated)
         bg = np.flatnonzero(body if body.any() else background)
-        if not len(fg) and not len(bg):
-            bg = np.arange(label.size)
         if self.classes is not None:
-            flat = label.ravel()
-            organ = [np.flatnonzero((flat == c) & annotated.ravel()) for c in range(1, self.classes)]
-            return {**data, CLASS_INDICES: [bg, *organ]}
-        return {**data, FG_INDICES: fg, BG_INDICES: bg}
+            organs = [np.flatnonzero(annotated & (label == c)) for c in range(1, self.classes)]
+            return {**data, CLASS_INDICES: [_anywhere_if_nothing(bg, organs, label.size), *organs]}
+        fg = np.flatnonzero(annotated & (label > 0))
+        return {**data, FG_INDICES: fg, BG_INDICES: _anywhere_if_nothing(bg, [fg], label.size)}
+
+
+def _anywhere_if_nothing(background: np.ndarray, organs: list[np.ndarray], size: int) -> np.ndarray:
+    """``background``, or every voxel when neither it nor any organ has an annotated voxel."""
+    return background if len(background) or any(len(o) for o in organs) else np.arange(size)
 
 
 def tutorial_transforms(size: int, crops: int, annotated: bool = False, classes: int | None = None):
@@ -108,9 +110,9 @@ class LabelledCrops(Dataset):
     """``dataset[(epoch, index)]`` -> ``{"image": (N, 1, S, S, S) float32, "label": (N, 1, S, S, S)}`` (uint8,
     int16 beyond 255 organs), the N crops of case ``index`` with labels renumbered to the run's label set.
 
-    ``classes`` (C, background included): class-balanced crop centres. With ``organs`` (one (C,) bool per case: the channels it annotates, see
-    :func:`sslseg.finetune.cases.CaseSet.organ_mask`), items also hold ``"annotated"`` (N, 1, S, S, S) uint8 (the
-    voxels that count; all 1 for a case annotated throughout) and ``"organs"`` (C,) bool.
+    ``classes`` (C, background included): class-balanced crop centres. With ``organs`` (one (C,) bool per case: the
+    channels it annotates, see :func:`sslseg.finetune.cases.CaseSet.organ_mask`), items also hold ``"annotated"``
+    (N, 1, S, S, S) uint8 (the voxels that count; all 1 for a case annotated throughout) and ``"organs"`` (C,) bool.
     """
 
     def __init__(self, cases: list[CachedCase], luts: list[np.ndarray], size: int, crops: int, seed: int,

@@ -122,7 +122,8 @@ def _run(config: FinetuneConfig, session: Session) -> dict:
 
     outputs = _Outputs(config, out, preset, cases, encoder, precision, dist, sampler, identity, settings, feature_size)
     parts = TrainParts(
-        model=model, optimizer=optimizer, scheduler=scheduler, precision=precision, compute_loss=_dice_ce_loss(cases.partial),
+        model=model, optimizer=optimizer, scheduler=scheduler, precision=precision,
+        compute_loss=_dice_ce_loss(cases.partial),
         train_batches=train_batches, steps_per_epoch=sampler.steps_per_epoch, device=device,
         evaluate=_validation(config, cases, model, preset, device, precision, dist),
         on_checkpoint=lambda st, reason: outputs.checkpoint(st, reason, model, optimizer, scheduler),
