@@ -13,7 +13,7 @@ import time
 
 import pytest
 import torch
-from pretrain_support import load_state, run_tiny
+from pretrain_support import load_state, one_torch_thread, run_tiny
 
 from sslseg.cli.main import build_parser
 from sslseg.pretrain.config import PretrainConfig
@@ -78,12 +78,8 @@ def test_sigterm_checkpoints_reports_and_resumes_to_the_same_weights(unlabelled_
     assert json.loads((run / "train_stats.json").read_text())["status"] == "done"
 
     reference = tmp_path / "uninterrupted"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         run_tiny(unlabelled_dir, reference, pretrain_cache, epochs=EPOCHS, val_every=0)
-    finally:
-        torch.set_num_threads(threads)
     a, b = load_state(run), load_state(reference)
     assert a["state"]["step"] == b["state"]["step"] == total
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in b["model"]), "resumed run differs"

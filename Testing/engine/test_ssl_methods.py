@@ -161,7 +161,10 @@ def test_the_loss_falls_on_a_batch_of_the_tiny_cohort(name, unlabelled_dir, pret
 #: path (or a wrong sign) keeps it at or above the start (>= 1.0).
 #: Rotation: cross-entropy over 4 axial turns, chance log 4 = 1.39: measured 1.47 -> 0.88 (0.60) in 25 steps on the
 #: fixed batch; a broken gradient path stays at its start (1.0).
-FALL = {"moco-v3": 0.8, "vicreg": 0.99, "moco-v2": 0.85, "swav": 0.95, "rotation": 0.7}
+#: Rubik's cube: the turns' cross-entropy, summed over the 8 cubes, is 11.1 of the 15.7 a fresh model starts at, and
+#: 32 cube turns fall more slowly than one order (measured 17.4 -> 10.8 in 25 steps). That every parameter, the
+#: backbone's included, gets a gradient is checked by ``test_loss_is_finite_targets_get_no_gradient_...`` above.
+FALL = {"moco-v3": 0.8, "vicreg": 0.99, "moco-v2": 0.85, "swav": 0.95, "rotation": 0.7, "rubiks-cube": 0.7}
 
 
 @pytest.mark.parametrize("name", JOINT)

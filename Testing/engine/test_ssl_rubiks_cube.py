@@ -11,6 +11,7 @@ from sslseg.errors import SSLSegError
 from sslseg.ssl import create_method
 from sslseg.ssl.cube_rotations import CUBE, HALF_TURNS, rotate
 from sslseg.ssl.permutation_set import maximal_hamming_set, minimum_distance
+from sslseg.ssl.puzzle_head import PuzzleHead, order_logits
 from sslseg.ssl.rubiks_cube import CELLS, cube_layout, cut_cubes, permutations, scramble, unscramble
 
 
@@ -74,21 +75,82 @@ def test_an_impossible_number_of_permutations_is_refused(bad):
         create_method("rubiks-cube", permutations=bad)
 
 
-def test_the_order_is_learned_well_above_chance_on_held_out_volumes(unlabelled_dir, pretrain_cache):
-    """300 steps of batch 4 on 4 cohort volumes with upright cubes (``turns=false``), then 64 puzzles of the fifth
-    volume: held-out accuracy of the order measured 0.94 (chance 1/100), 12 s (AVX512-BF16 EPYC, 2 cores).
+def _turn_logits(model, batch):
+    """(B, 4, 8): each slot's turn logits, classes on dim 1 as the accuracy helper takes them."""
+    turns = model.logits(batch["cubes"])[2]
+    return turns.reshape(batch["cubes"].shape[0], 8, -1).transpose(1, 2)
 
-    With the turns (the paper's task, the default) the same cohort learns neither: order 0.00-0.02 and turns
-    0.24-0.28 (chance 0.25) after 300, 1000 and 3000 steps, training accuracy at chance too. The phantoms' 64 mm cubes
-    of smooth tissue look the same turned by 180 degrees, and a turned cube's borders then point the wrong way, so
-    the order is lost with them; real anatomy has orientation cues (see the README's method table)."""
+
+def _scrambled_puzzle_accuracy(unlabelled_dir, pretrain_cache, steps: int) -> dict:
+    """Held-out accuracy of the order and of the turns after ``steps`` steps of batch 4 at lr 3e-4 on the paper's
+    task (order and turns), 4 cohort volumes for training, 64 puzzles of the fifth for scoring."""
+    return pretext_held_out_accuracy(
+        "rubiks-cube", unlabelled_dir, pretrain_cache,
+        {"order": (lambda model, batch: model.logits(batch["cubes"])[1], "permutation"),
+         "turns": (_turn_logits, "rotations")}, "", steps=steps, lr=3e-4)
+
+
+def test_the_order_of_scrambled_and_turned_cubes_is_learned_well_above_chance_on_held_out_volumes(unlabelled_dir,
+                                                                                                   pretrain_cache):
+    """600 steps: held-out order accuracy measured 0.50 (chance 1/100; seeds 1 and 2 of the same setting: 0.50 and
+    0.48), the turns still at chance (0.26; see the slow test below), 22 s (AVX512-BF16 EPYC, one torch thread,
+    float32).
+
+    The paper's head (the 8 cube features concatenated, fully connected to the K orders and 8 x 4 turns) fails this
+    test: order 0.00 here, 0.03 after 1200 steps, and chance on this cohort for 3000 steps at lr 1e-3. The puzzle head
+    (:mod:`sslseg.ssl.puzzle_head`) is what makes the turned puzzle learnable."""
+    accuracy = _scrambled_puzzle_accuracy(unlabelled_dir, pretrain_cache, steps=600)
+    assert accuracy["order"] > 0.2, accuracy
+
+
+@pytest.mark.slow
+def test_the_turns_are_learned_above_chance_on_held_out_volumes(unlabelled_dir, pretrain_cache):
+    """1200 steps: held-out order 0.58 and turns 0.37 (chance 1/100 and 1/4), 42 s on one torch thread (AVX512-BF16
+    EPYC, float32); seeds 1 and 2: 0.70 / 0.37 and 0.56 / 0.37; at 1000 steps the turns are still at chance
+    (0.24-0.28). Slow-marked for its cost (the default suite is at its 15 minutes on 2 cores); the order test above
+    trains the same model for half as long. The paper's head: order 0.03, turns 0.23."""
+    accuracy = _scrambled_puzzle_accuracy(unlabelled_dir, pretrain_cache, steps=1200)
+    assert accuracy["order"] > 0.2 and accuracy["turns"] > 0.3, accuracy
+
+
+def test_upright_cubes_are_ordered_almost_perfectly_after_100_steps(unlabelled_dir, pretrain_cache):
+    """``turns=false``: the order alone, held-out accuracy measured 1.00 after 100 steps (chance 1/100; the paper's
+    head: 0.94 after 300), 3 s."""
     accuracy = pretext_held_out_accuracy("rubiks-cube", unlabelled_dir, pretrain_cache,
                                          lambda model, batch: model.logits(batch["cubes"])[1], "permutation",
-                                         turns=False)
-    assert accuracy > 0.5, accuracy
+                                         steps=100, turns=False)
+    assert accuracy > 0.8, accuracy
 
 
 def test_upright_cubes_carry_identity_turns():
     method = create_method("rubiks-cube", turns=False)
     views = method.make_views(position_coded(40), np.random.RandomState(0))
     assert views["rotations"].tolist() == [0] * 8
+
+
+def test_order_logits_score_each_permutation_class_by_its_slots_source_cells():
+    """The K class logits are the sum over slots of the log-probability of the cell the class puts there: a brute
+    force over the classes gives the same numbers, and cells that match class k's order make k the best."""
+    classes = torch.from_numpy(permutations(100)).long()
+    cells = torch.randn(3, 8, 8)
+    log_p = cells.log_softmax(dim=-1)
+    expected = torch.stack([torch.stack([sum(log_p[b, s, classes[k, s]] for s in range(8)) for k in range(100)])
+                            for b in range(3)])
+    assert torch.allclose(order_logits(cells, classes), expected, atol=1e-5)
+    confident = torch.full((1, 8, 8), -10.0)
+    confident[0, torch.arange(8), classes[42]] = 10.0
+    assert int(order_logits(confident, classes).argmax()) == 42
+
+
+def test_the_puzzle_head_answers_per_slot_and_sees_every_slot():
+    """(B, 8, hidden) -> (B, 8, 8) cells and (B, 8, 4) turns; changing one cube's feature changes another slot's
+    answer (attention: a slot is judged against its neighbours), and shuffling the slots is not ignored."""
+    torch.manual_seed(0)
+    head = PuzzleHead(hidden=12, pieces=8, turns=4, width=16, layers=1, heads=2)
+    features = torch.randn(2, 8, 12)
+    cells, turns = head(features)
+    assert cells.shape == (2, 8, 8) and turns.shape == (2, 8, 4)
+    changed = features.clone()
+    changed[:, 0] += 1.0
+    assert not torch.allclose(head(changed)[0][:, 5], cells[:, 5])
+    assert not torch.allclose(head(features[:, torch.arange(8).roll(1)])[0], cells[:, torch.arange(8).roll(1)])
