@@ -8,6 +8,7 @@ from sslseg.cli.training_options import (add_intensity_options, add_optimiser_op
                                           config_from_args, non_negative_int, positive_int)
 from sslseg.finetune.config import CROP_CENTRES, UNDRAWN_SLICES, FinetuneConfig
 from sslseg.io.annotation import AXES
+from sslseg.training.lr_schedule import SCHEDULES
 
 DEFAULTS = FinetuneConfig(data_dir="", out_dir="")
 
@@ -82,6 +83,12 @@ def register(subparsers) -> None:
                         help="pos-neg: half the crops centred on organ voxels, half on body voxels (MONAI's "
                         "tutorial); classes: background and each organ equally likely as a centre, so small organs "
                         f"are seen as often as large ones (default {d.crop_centres})")
+    parser.add_argument("--lr-schedule", choices=SCHEDULES, default=d.lr_schedule,
+                        help="constant: --lr throughout (MONAI's tutorial, made for tens of thousands of steps); "
+                        "cosine: --lr decaying to 0 at the run's last step (--max-steps / --epochs), so a short "
+                        f"run ends on settled weights (default {d.lr_schedule})")
+    parser.add_argument("--warmup-steps", type=non_negative_int, default=d.warmup_steps, metavar="N",
+                        help=f"raise the learning rate linearly over the first N steps (default {d.warmup_steps})")
     parser.add_argument("--batch-size", type=positive_int, default=d.batch_size, metavar="N",
                         help=f"volumes per step in each process, each giving --crops-per-volume crops "
                         f"(default {d.batch_size})")

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sslseg.io.annotation import AXES
+from sslseg.training.lr_schedule import SCHEDULES
 from sslseg.training.settings import common_problems, refuse_output_inside_data, refuse_problems
 
 #: Crop-centre draws (:mod:`sslseg.finetune.crops`; kept here so the config needs no torch import).
@@ -16,12 +17,13 @@ CROP_CENTRES = ("pos-neg", "classes")
 IDENTITY_FIELDS = (
     "preset", "patch_size", "feature_size", "crops_per_volume", "batch_size", "lr", "weight_decay", "grad_clip",
     "seed", "val_fraction", "spacing", "ct_window", "modality", "only_cases", "from_model", "undrawn_slices",
-    "slice_axis", "partial_organs", "crop_centres",
+    "slice_axis", "partial_organs", "crop_centres", "lr_schedule", "warmup_steps",
 )
 #: Identity fields left out of a checkpoint's identity while they hold these values (their meaning before they
 #: existed), so checkpoints written before them still resume.
 NEW_FIELD_DEFAULTS = {"only_cases": None, "from_model": None, "undrawn_slices": "background", "slice_axis": "axial",
-                      "partial_organs": False, "crop_centres": "pos-neg"}
+                      "partial_organs": False, "crop_centres": "pos-neg",
+                      "lr_schedule": "constant", "warmup_steps": 0}
 UNDRAWN_SLICES = ("background", "unknown")
 
 
@@ -44,6 +46,8 @@ class FinetuneConfig:
             first; ``epochs`` None: as many as ``max_steps`` needs, or ``DEFAULT_EPOCHS`` without it.
         batch_size: volumes per optimisation step in each process (each gives ``crops_per_volume`` crops).
         lr, weight_decay, grad_clip: AdamW and gradient norm limit (0: off).
+        lr_schedule, warmup_steps: ``constant`` (the tutorial) or ``cosine`` (decaying to 0 at the run's last planned
+            step), after a linear warm-up over ``warmup_steps`` (:mod:`sslseg.training.lr_schedule`).
         device, amp, seed, workers: as for pretraining.
         val_every: validate (sliding-window Dice) every N epochs and after the last (0: never).
         val_fraction: share of cases held out when the data name no validation split.
@@ -78,6 +82,8 @@ class FinetuneConfig:
     lr: float = 1e-4
     weight_decay: float = 1e-5
     grad_clip: float = 1.0
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
     device: str = "auto"
     amp: str = "auto"
     seed: int = 0
@@ -111,6 +117,8 @@ class FinetuneConfig:
             (self.undrawn_slices not in UNDRAWN_SLICES, f"--undrawn-slices is one of {', '.join(UNDRAWN_SLICES)}"),
             (self.slice_axis not in AXES, f"--slice-axis is one of {', '.join(AXES)}"),
             (self.crop_centres not in CROP_CENTRES, f"--crop-centres is one of {', '.join(CROP_CENTRES)}"),
+            (self.lr_schedule not in SCHEDULES, f"--lr-schedule is one of {', '.join(SCHEDULES)}"),
+            (self.warmup_steps < 0, "--warmup-steps must be >= 0"),
         ], "finetune")
         refuse_problems([
             (self.from_model is not None and str(self.encoder).lower() != "none",

@@ -37,6 +37,7 @@ from sslseg.training.compute import describe_compute
 from sslseg.training.amp import Precision, full_precision, resolve_amp
 from sslseg.training.checkpoint import save_checkpoint
 from sslseg.training.loop import LoopConfig, TrainParts, TrainState, planned_steps
+from sslseg.training.lr_schedule import lr_scheduler
 from sslseg.training.plots import plot_loss_curve, plot_metric_curve
 from sslseg.training.seeding import seed_everything
 from sslseg.training.session import (Session, SessionOptions, checkpoint_content, report_done, restore_checkpoint,
@@ -95,13 +96,19 @@ def _run(config: FinetuneConfig, session: Session) -> dict:
     events.emit("encoder", **encoder)
     if dist.is_main:
         log.info("encoder: %s", encoder["summary"])
+    sampler = EpochBatches(len(cases.train), config.batch_size, config.seed, dist.rank, dist.world_size)
+    loop_config = LoopConfig(epochs=config.epochs, max_steps=config.max_steps, grad_clip=config.grad_clip,
+                             val_every=config.val_every, checkpoint_every=config.checkpoint_every, stage="finetune")
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
                                   weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)  # constant, as the tutorial
+    total_steps = planned_steps(loop_config, sampler.steps_per_epoch)
+    scheduler = lr_scheduler(optimizer, config.warmup_steps, total_steps, config.lr_schedule)
     precision = Precision(resolve_amp(config.amp, device, "train"), device.type)
     precision.prepare(model)
     identity = {**config.identity(), "encoder": encoder.get("weights_sha256") or encoder.get("sha256") or "random",
-                "labels": cases.labels.to_json()}
+                "labels": cases.labels.to_json(),
+                # a cosine decays over the planned steps: resuming with another length would bend the curve
+                **({"schedule_steps": total_steps} if config.lr_schedule == "cosine" else {})}
     state = TrainState()
     if config.resume:
         state = restore_checkpoint(out / run_dir.CHECKPOINT, identity, cases.fingerprint(), dist, model, optimizer,
@@ -113,7 +120,6 @@ def _run(config: FinetuneConfig, session: Session) -> dict:
                             config.crops_per_volume, config.seed,
                             organs=[cases.organ_mask(c) for c in cases.train] if cases.partial else None,
                             classes=crop_classes(config, cases))
-    sampler = EpochBatches(len(dataset), config.batch_size, config.seed, dist.rank, dist.world_size)
     loader = make_loader(dataset, sampler, workers, config.seed, pin_memory=device.type == "cuda")
 
     def train_batches(epoch: int, start_step: int):
@@ -128,13 +134,11 @@ def _run(config: FinetuneConfig, session: Session) -> dict:
         evaluate=_validation(config, cases, model, preset, device, precision, dist),
         on_checkpoint=lambda st, reason: outputs.checkpoint(st, reason, model, optimizer, scheduler),
     )
-    loop_config = LoopConfig(epochs=config.epochs, max_steps=config.max_steps, grad_clip=config.grad_clip,
-                             val_every=config.val_every, checkpoint_every=config.checkpoint_every, stage="finetune")
     compute = describe_compute(device, precision.mode)
     start = {"stage": "finetune", **compute, "processes": dist.world_size,
              "train_cases": len(cases.train), "val_cases": len(cases.val), "skipped": len(cases.skipped),
              "labels": cases.labels.to_json(), "steps_per_epoch": sampler.steps_per_epoch,
-             "total_steps": planned_steps(loop_config, sampler.steps_per_epoch), "resumed_at_step": state.step,
+             "total_steps": total_steps, "resumed_at_step": state.step,
              "global_batch_volumes": sampler.global_batch, "crops_per_volume": config.crops_per_volume,
              "patch_size": preset.img_size, "preset": preset.name, "encoder_transferred": encoder["transferred"],
              "partial": partial_summary(cases)}
@@ -268,7 +272,7 @@ class _Outputs:
         training = {"epochs_done": state.epoch, "steps": state.step, "batch_volumes": c.batch_size,
                     "crops_per_volume": c.crops_per_volume, "global_batch_crops": self.sampler.global_batch *
                     c.crops_per_volume, "patch_size": self.preset.img_size, "optimizer": "AdamW", "lr": c.lr,
-                    "weight_decay": c.weight_decay, "grad_clip": c.grad_clip,
+                    "lr_schedule": c.lr_schedule, "warmup_steps": c.warmup_steps, "weight_decay": c.weight_decay, "grad_clip": c.grad_clip,
                     "loss": PARTIAL_LOSS if self.cases.partial else "monai DiceCELoss(to_onehot_y=True, softmax=True)",
                     "partial_annotations": partial_summary(self.cases),
                     "augmentation": describe_transforms(tutorial_transforms(

@@ -43,6 +43,7 @@ from sslseg.training.amp import Precision, resolve_amp
 from sslseg.training.checkpoint import save_checkpoint
 from sslseg.training.compute import describe_compute
 from sslseg.training.loop import LoopConfig, TrainParts, TrainState, emit_warning, planned_epochs, planned_steps
+from sslseg.training.lr_schedule import lr_scheduler
 from sslseg.training.plots import plot_loss_curve
 from sslseg.training.seeding import seed_everything
 from sslseg.training.session import (Session, SessionOptions, checkpoint_content, report_done, restore_checkpoint,
@@ -259,9 +260,7 @@ def _model_and_optimiser(config: PretrainConfig, method, preset, device):
     model = method.build_model(preset).to(device)
     optimizer = torch.optim.AdamW(method.param_groups(model, config.lr, config.weight_decay), lr=config.lr,
                                   weight_decay=config.weight_decay)
-    warmup = config.warmup_steps
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
-    return model, optimizer, scheduler
+    return model, optimizer, lr_scheduler(optimizer, config.warmup_steps)
 
 
 def _val_batches(entries, preset, config, method, dist, workers, device):
