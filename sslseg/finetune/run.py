@@ -272,7 +272,8 @@ class _Outputs:
         training = {"epochs_done": state.epoch, "steps": state.step, "batch_volumes": c.batch_size,
                     "crops_per_volume": c.crops_per_volume, "global_batch_crops": self.sampler.global_batch *
                     c.crops_per_volume, "patch_size": self.preset.img_size, "optimizer": "AdamW", "lr": c.lr,
-                    "lr_schedule": c.lr_schedule, "warmup_steps": c.warmup_steps, "weight_decay": c.weight_decay, "grad_clip": c.grad_clip,
+                    "lr_schedule": c.lr_schedule, "warmup_steps": c.warmup_steps, "weight_decay": c.weight_decay,
+                    "grad_clip": c.grad_clip,
                     "loss": PARTIAL_LOSS if self.cases.partial else "monai DiceCELoss(to_onehot_y=True, softmax=True)",
                     "partial_annotations": partial_summary(self.cases),
                     "augmentation": describe_transforms(tutorial_transforms(
