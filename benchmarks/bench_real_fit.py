@@ -91,7 +91,11 @@ def _rows(name: str, model_dir: Path) -> list[list]:
     start = next(e["time"] for e in events if e.get("event") == "epoch")
     minutes = {e["step"]: (e["time"] - start) / 60 for e in events if e.get("event") == "epoch"}
     validations = _validations(model_dir)
-    passed = [i for i, (_, dice) in enumerate(validations) if all(dice[o] >= TARGET for o in ORGANS)]
+    passed = [i for i, (_, dice) in enumerate(validations) if _all_pass(dice)]
     shown = validations[passed[0]:] if passed else validations[-3:]
     return [[name, step, f"{minutes[step]:.1f}", *(f"{dice[o]:.2f}" for o in ORGANS),
-             "yes" if all(dice[o] >= TARGET for o in ORGANS) else "no"] for step, dice in shown]
+             "yes" if _all_pass(dice) else "no"] for step, dice in shown]
+
+
+def _all_pass(dice: dict) -> bool:
+    return all(dice[organ] >= TARGET for organ in ORGANS)

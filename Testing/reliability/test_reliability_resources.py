@@ -21,6 +21,7 @@ import logging
 import numpy as np
 import pytest
 import torch
+from pretrain_support import one_torch_thread
 from reliability_support import FINETUNE_TINY, assert_refused, run_cli
 
 from sslseg.errors import SSLSegError
@@ -52,10 +53,8 @@ class OutOfMemoryWhen(torch.nn.Module):
 def one_thread():
     """Deterministic sums: the fallback's result must equal the plain run's voxel for voxel (an untrained model's
     classes are close, so another summation order could flip a voxel)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")
