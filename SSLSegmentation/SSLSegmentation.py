@@ -52,7 +52,7 @@ class SSLSegmentationParameterNode:
     epochs: Annotated[int, WithinRange(1, 100000)] = 100
     batchSize: Annotated[int, WithinRange(1, 256)] = 1
     patchSize: Annotated[int, WithinRange(0, 512)] = 0
-    learningRate: Annotated[float, WithinRange(1e-7, 1.0)] = 1e-4
+    learningRate: Annotated[float, WithinRange(0.0, 1.0)] = 0.0  # 0: the preset's recipe (sslseg.finetune.recipes)
     valEvery: Annotated[int, WithinRange(0, 1000)] = 1
     trainDevice: Annotated[str, Choice(DEVICES)] = "auto"
     trainPrecision: Annotated[str, Choice(PRECISIONS)] = "auto"

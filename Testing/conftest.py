@@ -97,15 +97,11 @@ def tiny_encoder_run(tmp_path_factory, unlabelled_dir, pretrain_cache) -> Path:
     return folder
 
 
-#: Tiny UNETR on 32^3 crops of the 6 mm phantoms: a fraction of a second per step on 2 CPU cores.
-FINETUNE_TINY = dict(preset="tiny", patch_size=32, feature_size=8, crops_per_volume=2, spacing=(6.0, 6.0, 6.0),
-                     workers=0, checkpoint_every=0, events=None, amp="off")
-
-
 @pytest.fixture(scope="session")
 def run_finetune():
     """``run_finetune(data_dir, out_dir, **overrides) -> summary``: a tiny fine-tuning (encoder ``none`` unless
     overridden), settings FINETUNE_TINY."""
+    from finetune_support import FINETUNE_TINY
     from sslseg.finetune.config import FinetuneConfig
     from sslseg.finetune.run import finetune
 

@@ -47,16 +47,19 @@ def dataArg(dataDir, what: str = "training folder (images and labels)") -> str:
 
 
 def finetuneArgs(dataDir, outDir, encoder=None, preset: str = "auto", epochs: int = 100, batchSize: int = 1,
-                 patchSize: int = 0, learningRate: float = 1e-4, valEvery: int = 1, device: str = "auto",
+                 patchSize: int = 0, learningRate: float = 0.0, valEvery: int = 1, device: str = "auto",
                  amp: str = "auto", resume: bool = False, extra: list | None = None, fromModel=None,
                  undrawnSlicesUnknown: bool = False, partialOrgans: bool = False) -> list[str]:
     """``sslseg finetune`` arguments (without the command). ``encoder`` None: random initialisation. ``fromModel``: a
     model folder to continue from (``--from-model``; its network is kept, so no encoder, preset or patch size).
+    ``patchSize`` 0 and ``learningRate`` 0: the encoder's size and the preset's recipe.
     ``undrawnSlicesUnknown``: ``--undrawn-slices unknown`` (axial); ``partialOrgans``: ``--partial-organs``."""
     start = ["--from-model", str(fromModel)] if fromModel else ["--encoder", str(encoder) if encoder else "none"]
     args = [dataArg(dataDir), "--out", str(outDir), *start,
-            "--epochs", str(epochs), "--batch-size", str(batchSize), "--lr", f"{learningRate:g}",
+            "--epochs", str(epochs), "--batch-size", str(batchSize),
             "--val-every", str(valEvery), "--device", device, "--amp", amp]
+    if learningRate:  # 0: the preset's recipe decides (its rate comes with its schedule)
+        args += ["--lr", f"{learningRate:g}"]
     if preset and preset != "auto" and not fromModel:
         args += ["--preset", preset]
     if patchSize and not fromModel:

@@ -16,7 +16,8 @@ def test_sigterm_checkpoints_reports_and_the_printed_command_resumes(labelled_di
     out = tmp_path / "model"
     args = [sys.executable, "-m", "sslseg", "finetune", str(labelled_dir), "--encoder", "none", "--out", str(out),
             "--preset", "tiny", "--patch-size", "32", "--feature-size", "8", "--crops-per-volume", "2",
-            "--spacing", "6", "6", "6", "--workers", "0", "--val-every", "0", "--epochs", "20", "--events", "-"]
+            "--spacing", "6", "6", "6", "--workers", "0", "--val-every", "0", "--epochs", "20", "--events", "-",
+            "--lr-schedule", "constant"]  # the resume below shortens the run: a cosine's length may not change
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
                                start_new_session=True)
     events = events_until_progress(process)
@@ -30,6 +31,7 @@ def test_sigterm_checkpoints_reports_and_the_printed_command_resumes(labelled_di
     assert json.loads((out / "train_stats.json").read_text())["status"] == "stopped"
     command = stopped["resume_command"]
     assert "--resume" in command and "--encoder none" in command and "--spacing 6.0 6.0 6.0" in command
+    assert "--lr-schedule constant" in command
     assert any(line.endswith(command) for line in stderr.splitlines())
 
     resumed = subprocess.run([*shlex.split(command), "--max-steps", str(stopped["step"] + 2)], capture_output=True,

@@ -7,6 +7,7 @@ import argparse
 from sslseg.cli.training_options import (add_intensity_options, add_optimiser_options, add_run_options,
                                           config_from_args, non_negative_int, positive_int)
 from sslseg.finetune.config import CROP_CENTRES, UNDRAWN_SLICES, FinetuneConfig
+from sslseg.finetune.recipes import as_options, describe
 from sslseg.io.annotation import AXES
 from sslseg.training.lr_schedule import SCHEDULES
 
@@ -33,7 +34,11 @@ partially annotated cases (datalist entry fields; see README "Training from part
   "absent": ["spleen"]                                        organs truly absent, besides those drawn
 
 several GPUs: torchrun --nproc-per-node N -m sslseg finetune LABELLED_DIR --encoder RUN_DIR --out MODEL_DIR ...
-(--batch-size is per process; rank 0 writes the outputs)"""
+(--batch-size is per process; rank 0 writes the outputs)
+
+settings per preset, where an option is not given (README "Fitting a real CT on a CPU"):
+  vit-b (MONAI's UNETR tutorial, for a GPU): """ + as_options("vit-b") + """
+  tiny (the CPU recipe):                     """ + as_options("tiny")
 
 
 def millimetres(text: str) -> float:
@@ -50,7 +55,8 @@ def register(subparsers) -> None:
         "finetune",
         help="fine-tune UNETR for organ segmentation on labelled volumes, from a pretrained ViT encoder",
         description="Train MONAI's UNETR on labelled CT/MR cases, its ViT initialised from a pretrained encoder, "
-        "with the transforms, loss and optimiser of MONAI's UNETR BTCV tutorial; validation Dice per organ by "
+        "with the transforms and loss of MONAI's UNETR BTCV tutorial (its settings for vit-b, a CPU recipe for tiny); "
+        "validation Dice per organ by "
         "sliding window; writes a shareable model package. Resumable, DDP-ready (torchrun), progress as JSON lines.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -74,21 +80,22 @@ def register(subparsers) -> None:
                         help="training crop edge = UNETR img_size = sliding-window size at inference, a multiple "
                         "of 16 (default: the size the encoder was pretrained at; another size resizes its position "
                         "embeddings, trilinear, and says so)")
-    parser.add_argument("--feature-size", type=positive_int, default=d.feature_size, metavar="N",
-                        help=f"UNETR decoder width (default {d.feature_size}, as MONAI's tutorial; 8 halves the "
+    parser.add_argument("--feature-size", type=positive_int, metavar="N",
+                        help=f"UNETR decoder width (default per preset, {describe('feature_size')}; 8 halves the "
                         "decoder's cost on a CPU)")
-    parser.add_argument("--crops-per-volume", type=positive_int, default=d.crops_per_volume, metavar="N",
-                        help=f"random crops per volume and step, half centred on organs (default {d.crops_per_volume})")
-    parser.add_argument("--crop-centres", choices=CROP_CENTRES, default=d.crop_centres,
+    parser.add_argument("--crops-per-volume", type=positive_int, metavar="N",
+                        help=f"random crops per volume and step (default per preset, {describe('crops_per_volume')})")
+    parser.add_argument("--crop-centres", choices=CROP_CENTRES,
                         help="pos-neg: half the crops centred on organ voxels, half on body voxels (MONAI's "
                         "tutorial); classes: background and each organ equally likely as a centre, so small organs "
-                        f"are seen as often as large ones (default {d.crop_centres})")
-    parser.add_argument("--lr-schedule", choices=SCHEDULES, default=d.lr_schedule,
+                        f"are seen as often as large ones (default per preset, {describe('crop_centres')})")
+    parser.add_argument("--lr-schedule", choices=SCHEDULES,
                         help="constant: --lr throughout (MONAI's tutorial, made for tens of thousands of steps); "
                         "cosine: --lr decaying to 0 at the run's last step (--max-steps / --epochs), so a short "
-                        f"run ends on settled weights (default {d.lr_schedule})")
-    parser.add_argument("--warmup-steps", type=non_negative_int, default=d.warmup_steps, metavar="N",
-                        help=f"raise the learning rate linearly over the first N steps (default {d.warmup_steps})")
+                        f"run ends on settled weights (default per preset, {describe('lr_schedule')})")
+    parser.add_argument("--warmup-steps", type=non_negative_int, metavar="N",
+                        help="raise the learning rate linearly over the first N steps (default per preset, "
+                        f"{describe('warmup_steps')})")
     parser.add_argument("--batch-size", type=positive_int, default=d.batch_size, metavar="N",
                         help=f"volumes per step in each process, each giving --crops-per-volume crops "
                         f"(default {d.batch_size})")
@@ -100,9 +107,9 @@ def register(subparsers) -> None:
                         f"least one (default {d.val_fraction:g})")
     parser.add_argument("--overlap", type=float, default=d.overlap, metavar="F",
                         help=f"sliding-window overlap for validation (default {d.overlap:g})")
-    parser.add_argument("--spacing", type=millimetres, nargs=3, default=list(d.spacing), metavar=("X", "Y", "Z"),
-                        help="resample to this voxel size in mm along R, A, S (default 1.5 1.5 2, MONAI's tutorial); "
-                        "recorded in the model card, so segmentation resamples the same way")
+    parser.add_argument("--spacing", type=millimetres, nargs=3, metavar=("X", "Y", "Z"),
+                        help=f"resample to this voxel size in mm along R, A, S (default per preset, "
+                        f"{describe('spacing')}); recorded in the model card, so segmentation resamples the same way")
     parser.add_argument("--undrawn-slices", choices=UNDRAWN_SLICES, default=d.undrawn_slices,
                         help="background: every undrawn voxel is background (fully labelled cases); unknown: only "
                         "the slices something is drawn on count, along --slice-axis, the others are ignored by the "
@@ -117,7 +124,7 @@ def register(subparsers) -> None:
                         "unknown there, not absent (marginal loss, Shi et al. 2021; Dice not scored for it there). "
                         "A datalist entry's \"organs\" or \"absent\" list wins")
     add_intensity_options(parser, d, "MONAI's UNETR tutorial, abdominal soft tissue; recorded in the model card")
-    add_optimiser_options(parser, d, "training cases")
+    add_optimiser_options(parser, d, "training cases", f"per preset, {describe('lr')}")
     add_run_options(parser, d, "MODEL_DIR", seeded="crops, augmentation", cached="cases")
     parser.set_defaults(run=run)
 

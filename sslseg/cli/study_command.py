@@ -9,12 +9,14 @@ from pathlib import Path
 from sslseg.cli.finetune_command import millimetres
 from sslseg.cli.training_options import add_intensity_options, non_negative_int, positive_int
 from sslseg.errors import SSLSegError
-from sslseg.finetune.config import FinetuneConfig
+from sslseg.finetune.config import CROP_CENTRES, FinetuneConfig
+from sslseg.finetune.recipes import describe
+from sslseg.training.lr_schedule import SCHEDULES
 
 DEFAULT_STEPS = 500
 #: The fine-tuning options a study passes to every cell.
 FINETUNE_OPTIONS = ("preset", "patch_size", "feature_size", "crops_per_volume", "max_steps", "lr", "spacing",
-                    "ct_window", "modality", "device", "amp", "workers")
+                    "ct_window", "modality", "device", "amp", "workers", "lr_schedule", "warmup_steps", "crop_centres")
 
 EPILOG = f"""\
 every cell (N, initialisation, seed) is a fine-tuning with the same budget (--max-steps, default {DEFAULT_STEPS}) on
@@ -57,13 +59,19 @@ def register(subparsers) -> None:
                        help=f"optimisation steps per cell, the same for every initialisation (default {DEFAULT_STEPS})")
     group.add_argument("--preset", choices=sorted(PRESETS), help="ViT size (default: the encoders'; vit-b for random)")
     group.add_argument("--patch-size", type=positive_int, metavar="S", help="crop edge (default: the encoders')")
-    group.add_argument("--feature-size", type=positive_int, default=d.feature_size, metavar="N",
-                       help=f"UNETR decoder width (default {d.feature_size})")
-    group.add_argument("--crops-per-volume", type=positive_int, default=d.crops_per_volume, metavar="N",
-                       help=f"crops per case and step (default {d.crops_per_volume})")
-    group.add_argument("--lr", type=float, default=d.lr, help=f"AdamW learning rate (default {d.lr:g})")
-    group.add_argument("--spacing", type=millimetres, nargs=3, default=list(d.spacing), metavar=("X", "Y", "Z"),
-                       help="voxel size in mm (default 1.5 1.5 2)")
+    for option, field, kind, text in (("--feature-size", "feature_size", positive_int, "UNETR decoder width"),
+                                      ("--crops-per-volume", "crops_per_volume", positive_int, "crops per case and step"),
+                                      ("--lr", "lr", float, "AdamW learning rate")):
+        group.add_argument(option, type=kind, metavar="N" if kind is positive_int else None,
+                           help=f"{text} (default per preset, {describe(field)})")
+    group.add_argument("--spacing", type=millimetres, nargs=3, metavar=("X", "Y", "Z"),
+                       help=f"voxel size in mm (default per preset, {describe('spacing')})")
+    group.add_argument("--lr-schedule", choices=SCHEDULES,
+                       help=f"as for `sslseg finetune` (default per preset, {describe('lr_schedule')})")
+    group.add_argument("--warmup-steps", type=non_negative_int, metavar="N",
+                       help=f"as for `sslseg finetune` (default per preset, {describe('warmup_steps')})")
+    group.add_argument("--crop-centres", choices=CROP_CENTRES,
+                       help=f"as for `sslseg finetune` (default per preset, {describe('crop_centres')})")
     add_intensity_options(group, d, "MONAI's UNETR tutorial")
     group.add_argument("--device", default=d.device, help="auto, cuda, cuda:N, mps or cpu (default auto)")
     group.add_argument("--amp", default=d.amp, choices=("auto", "bf16", "fp16", "off"),

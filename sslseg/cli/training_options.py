@@ -22,16 +22,16 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-def add_optimiser_options(parser, d, samples: str) -> None:
+def add_optimiser_options(parser, d, samples: str, lr_default: str = "") -> None:
     """``--epochs --max-steps --lr --weight-decay --grad-clip`` (``d``: the config's defaults; ``samples``: what an
-    epoch passes over)."""
+    epoch passes over; ``lr_default``: the learning rate's default in words, where it is not ``d.lr``)."""
     parser.add_argument("--epochs", type=positive_int, default=d.epochs,
                         help=f"passes over the {samples} (default: as many as --max-steps needs, else "
                         f"{DEFAULT_EPOCHS}); given with --max-steps, the run ends at whichever comes first")
     parser.add_argument("--max-steps", type=positive_int, metavar="N",
                         help="stop after N optimisation steps in total (default: no limit; without --epochs, "
                         "the run lasts exactly N steps)")
-    parser.add_argument("--lr", type=float, default=d.lr, help=f"AdamW learning rate (default {d.lr:g})")
+    parser.add_argument("--lr", type=float, default=d.lr, help=f"AdamW learning rate (default {lr_default or f'{d.lr:g}'})")
     parser.add_argument("--weight-decay", type=float, default=d.weight_decay,
                         help=f"AdamW weight decay (default {d.weight_decay:g})")
     parser.add_argument("--grad-clip", type=float, default=d.grad_clip, metavar="NORM",

@@ -1,11 +1,14 @@
 """Every setting of a fine-tuning run, with the defaults of the CLI and the Slicer panel (MONAI's UNETR BTCV
-tutorial where it has one: AdamW lr 1e-4, weight decay 1e-5, 4 crops per volume, 1.5 x 1.5 x 2 mm, -175..250 HU)."""
+tutorial where it has one: weight decay 1e-5, -175..250 HU). The voxel size, learning rate and its schedule, crops and
+decoder width default to the preset's recipe (:mod:`sslseg.finetune.recipes`: the tutorial's for ``vit-b``, a CPU
+recipe for ``tiny``), filled in once the encoder has fixed the preset."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from sslseg.finetune.recipes import with_recipe
 from sslseg.io.annotation import AXES
 from sslseg.training.lr_schedule import SCHEDULES
 from sslseg.training.settings import common_problems, refuse_output_inside_data, refuse_problems
@@ -29,7 +32,8 @@ UNDRAWN_SLICES = ("background", "unknown")
 
 @dataclass
 class FinetuneConfig:
-    """A fine-tuning run. ``None`` means "the encoder's / the machine's default" where noted.
+    """A fine-tuning run. ``None`` means "the encoder's / the machine's default" where noted, and for the fields of
+    :data:`sslseg.finetune.recipes.RECIPE_FIELDS` "the preset's recipe" (:func:`~sslseg.finetune.recipes.with_recipe`).
 
     Attributes:
         data_dir: labelled cases: a folder (MSD/nnU-Net layout, ``NAME_label`` files, ``.seg.nrrd``, one case per
@@ -38,8 +42,8 @@ class FinetuneConfig:
         encoder: a pretraining RUN_DIR, a ``.pt``/``.pth``/``.safetensors`` file with ViT weights, or ``none``.
         preset: ViT size (None: the encoder card's; ``vit-b`` for files and ``none``).
         patch_size: training crop edge = UNETR ``img_size`` = inference window (None: the encoder's).
-        feature_size: UNETR decoder width (16 in MONAI's tutorial).
-        crops_per_volume: random crops per volume and step (pos/neg balanced, as the tutorial's 4).
+        feature_size: UNETR decoder width (16 in MONAI's tutorial, 8 in the tiny recipe).
+        crops_per_volume: random crops per volume and step (the tutorial's 4, the tiny recipe's 2).
         crop_centres: ``pos-neg`` (the tutorial: organ and body voxels 1:1) or ``classes`` (background and each
             organ equally likely; :mod:`sslseg.finetune.crops`).
         epochs, max_steps: training length (:func:`sslseg.training.loop.planned_epochs`): with both, whichever ends
@@ -73,17 +77,17 @@ class FinetuneConfig:
     encoder: str = "none"
     preset: str | None = None
     patch_size: int | None = None
-    feature_size: int = 16
-    crops_per_volume: int = 4
-    crop_centres: str = "pos-neg"
+    feature_size: int | None = None
+    crops_per_volume: int | None = None
+    crop_centres: str | None = None
     epochs: int | None = None
     max_steps: int | None = None
     batch_size: int = 1
-    lr: float = 1e-4
+    lr: float | None = None
     weight_decay: float = 1e-5
     grad_clip: float = 1.0
-    lr_schedule: str = "constant"
-    warmup_steps: int = 0
+    lr_schedule: str | None = None
+    warmup_steps: int | None = None
     device: str = "auto"
     amp: str = "auto"
     seed: int = 0
@@ -92,7 +96,7 @@ class FinetuneConfig:
     val_fraction: float = 0.2
     overlap: float = 0.25
     checkpoint_every: int = 100
-    spacing: tuple[float, float, float] = (1.5, 1.5, 2.0)
+    spacing: tuple[float, float, float] | None = None
     ct_window: tuple[float, float] = (-175.0, 250.0)
     modality: str = "auto"
     cache_dir: str | None = None
@@ -106,19 +110,20 @@ class FinetuneConfig:
     events: str | None = None
 
     def check(self) -> None:
-        """Refuse settings that cannot work, with the option to change."""
-        refuse_problems(common_problems(self) + [
-            (self.crops_per_volume < 1, "--crops-per-volume must be at least 1"),
-            (self.feature_size < 1, "--feature-size must be at least 1"),
+        """Refuse settings that cannot work, with the option to change (those left to the recipe are valid)."""
+        given = with_recipe(self, self.preset or "vit-b")
+        refuse_problems(common_problems(given) + [
+            (given.crops_per_volume < 1, "--crops-per-volume must be at least 1"),
+            (given.feature_size < 1, "--feature-size must be at least 1"),
             (not 0 <= self.overlap < 1, "--overlap must be in [0, 1)"),
-            (len(self.spacing) != 3 or min(self.spacing) <= 0, "--spacing takes three voxel sizes > 0 (mm)"),
+            (len(given.spacing) != 3 or min(given.spacing) <= 0, "--spacing takes three voxel sizes > 0 (mm)"),
             (len(self.ct_window) != 2 or not self.ct_window[1] > self.ct_window[0],
              "--ct-window takes LOW HIGH with LOW < HIGH (HU)"),
             (self.undrawn_slices not in UNDRAWN_SLICES, f"--undrawn-slices is one of {', '.join(UNDRAWN_SLICES)}"),
             (self.slice_axis not in AXES, f"--slice-axis is one of {', '.join(AXES)}"),
-            (self.crop_centres not in CROP_CENTRES, f"--crop-centres is one of {', '.join(CROP_CENTRES)}"),
-            (self.lr_schedule not in SCHEDULES, f"--lr-schedule is one of {', '.join(SCHEDULES)}"),
-            (self.warmup_steps < 0, "--warmup-steps must be >= 0"),
+            (given.crop_centres not in CROP_CENTRES, f"--crop-centres is one of {', '.join(CROP_CENTRES)}"),
+            (given.lr_schedule not in SCHEDULES, f"--lr-schedule is one of {', '.join(SCHEDULES)}"),
+            (given.warmup_steps < 0, "--warmup-steps must be >= 0"),
         ], "finetune")
         refuse_problems([
             (self.from_model is not None and str(self.encoder).lower() != "none",

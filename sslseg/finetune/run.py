@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -26,6 +27,7 @@ from sslseg.finetune.crops import LabelledCrops, tutorial_transforms
 from sslseg.finetune.encoder import EncoderChoice, choose_encoder
 from sslseg.finetune.from_model import StartingModel, load_starting_weights, read_starting_model
 from sslseg.finetune.partial_loss import DESCRIPTION as PARTIAL_LOSS, partial_dice_ce
+from sslseg.finetune.recipes import with_recipe
 from sslseg.finetune.validation import DiceValidation
 from sslseg.models.encoder_io import load_encoder_into
 from sslseg.models.unetr import build_unetr
@@ -82,8 +84,12 @@ def _run(config: FinetuneConfig, session: Session) -> dict:
     choice = starting_choice(config, start) if start else choose_encoder(config.encoder, config.preset,
                                                                           config.patch_size)
     preset = choice.preset
+    if start:  # a retrained model keeps its preprocessing and decoder (starting_choice warned of other values)
+        config = replace(config, spacing=tuple(start.settings.spacing_mm), ct_window=tuple(start.settings.ct_window),
+                         feature_size=start.feature_size)
+    config = with_recipe(config, preset.name)  # the settings left out come from the preset's recipe
     settings = start.settings if start else preprocessing_settings(config)
-    feature_size = start.feature_size if start else config.feature_size
+    feature_size = config.feature_size
     workers = default_workers() if config.workers is None else config.workers
     stats.update(force=True, status="preprocessing")
     events.emit("stage", stage="preprocess")
@@ -179,8 +185,10 @@ def starting_choice(config: FinetuneConfig, start: StartingModel) -> EncoderChoi
     defaults, ignored = FinetuneConfig(data_dir="", out_dir=""), []
     for name, kept in (("spacing", start.settings.spacing_mm), ("ct_window", start.settings.ct_window),
                        ("feature_size", start.feature_size)):
-        given = _as_tuple(getattr(config, name))  # set by the user (not the default) and not the package's value
-        if given not in (_as_tuple(getattr(defaults, name)), _as_tuple(kept)):
+        given, default = getattr(config, name), getattr(defaults, name)
+        # set by the user (not left to the default) and not the package's value
+        if given is not None and _as_tuple(given) not in (_as_tuple(kept),) + ((_as_tuple(default),) if default
+                                                                                  is not None else ()):
             ignored.append(f"--{name.replace('_', '-')}")
     if ignored:
         log.warning("%s: the model package's own values are used (%s); a retrained model keeps its preprocessing "
