@@ -304,8 +304,11 @@ class SSLSegmentationLogic(ScriptedLoadableModuleLogic):
         workFolder = None
         if parameters.trainFromScene:
             workFolder = self.workFolder("sslseg-train-")
-            SceneData.exportTrainingPairs(pairs, workFolder, listOrgans=parameters.partialOrgans)
-            dataDir = workFolder / "datalist.json" if parameters.partialOrgans else workFolder  # the organ lists
+            SceneData.exportTrainingPairs(pairs, workFolder, listOrgans=parameters.partialOrgans,
+                                          annotatedSlices=parameters.undrawnSlicesUnknown)
+            # the organ lists and annotated slices are in the datalist
+            dataDir = (workFolder / "datalist.json" if parameters.partialOrgans or parameters.undrawnSlicesUnknown
+                       else workFolder)
         else:
             dataDir = Commands.pathOrNone(parameters.trainingFolder)
         return self._train(parameters, dataDir, outDir, workFolder, parameters.resumeTraining, None, onEvent, onLog,
@@ -327,7 +330,8 @@ class SSLSegmentationLogic(ScriptedLoadableModuleLogic):
         validation = others[-1:] if len(others) >= 2 else []  # the correction always trains
         folder = self.workFolder("sslseg-retrain-")
         SceneData.exportTrainingPairs([(volume, correctedSegmentation)] + others[:len(others) - len(validation)],
-                                      folder, validationPairs=validation, listOrgans=parameters.partialOrgans)
+                                      folder, validationPairs=validation, listOrgans=parameters.partialOrgans,
+                                      annotatedSlices=parameters.undrawnSlicesUnknown)
         if not validation:  # a datalist without validation cases would be split at random: keep every case training
             extraArgs = [*extraArgs, "--val-fraction", "0"]
         return self._train(parameters, folder / "datalist.json", Commands.retrainedFolder(current), folder, True,

@@ -18,6 +18,15 @@ import slicer
 #: Where a segmentation node keeps the volume it was drawn on (Segment Editor's source volume).
 REFERENCE_ROLE = "referenceImageGeometryRef"
 
+#: A segment of this name (any case) is no organ: it marks the axial slices it is painted on as annotated, so a
+#: slice with no organ on it can be said to be background ("undrawn slices are unknown" counts only the slices
+#: something is drawn on). Never trained as a label.
+ANNOTATED_SLICES_SEGMENT = "Annotated slices"
+
+
+def isSliceMarker(segmentName: str) -> bool:
+    return segmentName.strip().lower() == ANNOTATED_SLICES_SEGMENT.lower()
+
 
 def safeName(name: str, taken: set) -> str:
     """A file-name-safe, unique case name for a node name."""
@@ -48,19 +57,45 @@ def labelSet(segmentationNodes) -> dict[str, int]:
 
     names: dict[str, int] = {}
     for node in segmentationNodes:
-        for name in mrml.segment_names(node):
+        for name in organNames(node):
             names.setdefault(name, len(names) + 1)
     return names
 
 
-def exportTrainingPairs(pairs, folder, validationPairs=None, listOrgans: bool = False) -> dict[str, int]:
+def organNames(segmentationNode) -> list[str]:
+    """The segment names of a segmentation that are organs (the slice marker left out)."""
+    from sslseg import mrml
+
+    return [name for name in mrml.segment_names(segmentationNode) if not isSliceMarker(name)]
+
+
+def annotatedAxialSlices(segmentationNode, labelMap) -> list[int]:
+    """The axial slices (indices along the voxel axis closest to S of ``labelMap``'s grid, whatever the storage
+    order) on which an organ of ``labelMap`` or the :data:`ANNOTATED_SLICES_SEGMENT` marker is painted."""
+    import numpy as np
+
+    from sslseg import mrml
+    from sslseg.io.annotation import voxel_axis
+
+    drawn = np.asarray(labelMap.array) > 0
+    for name in mrml.segment_names(segmentationNode):
+        if isSliceMarker(name):
+            drawn |= np.asarray(mrml.segmentation_to_labelmap(segmentationNode, labelMap, {name: 1}).array) > 0
+    axis = voxel_axis(labelMap.affine, "axial")
+    return np.flatnonzero(drawn.any(axis=tuple(a for a in range(3) if a != axis))).tolist()
+
+
+def exportTrainingPairs(pairs, folder, validationPairs=None, listOrgans: bool = False,
+                        annotatedSlices: bool = False) -> dict[str, int]:
     """Write each (volume node, segmentation node) pair as ``imagesTr/NAME.nii.gz`` + ``labelsTr/NAME.nii.gz`` (the
     label map on the volume's grid, values by segment name) and the label names as ``labels.json``; returns the
     label set. The engine pairs the files by name (MSD layout) and names the labels from ``labels.json``.
     ``validationPairs`` (a list, possibly empty): also written, and ``datalist.json`` says which pairs train and
     which validate (give the engine that file: no case is left to the engine's random split). ``listOrgans``: each
     datalist entry lists its segmentation's segment names as ``"organs"`` (an empty segment says the organ is truly
-    absent; an organ without a segment is unknown there: ``--partial-organs``), and ``datalist.json`` is written."""
+    absent; an organ without a segment is unknown there: ``--partial-organs``), and ``datalist.json`` is written.
+    ``annotatedSlices``: each entry lists the axial slices an organ or the slice marker is painted on
+    (:func:`annotatedAxialSlices`) as ``"annotated_slices"``, and ``datalist.json`` is written."""
     from sslseg import mrml
     from sslseg.errors import SSLSegError
     from sslseg.io.volume_io import write_volume
@@ -80,11 +115,14 @@ def exportTrainingPairs(pairs, folder, validationPairs=None, listOrgans: bool = 
         write_volume(labelMap, folder / "labelsTr" / f"{name}.nii.gz", overwrite=True)
         entry = {"image": f"imagesTr/{name}.nii.gz", "label": f"labelsTr/{name}.nii.gz"}
         if listOrgans:
-            entry["organs"] = mrml.segment_names(segmentationNode)
+            entry["organs"] = organNames(segmentationNode)
+        if annotatedSlices:
+            entry["annotated_slices"] = {"axis": "axial",
+                                         "indices": annotatedAxialSlices(segmentationNode, labelMap)}
         splits["training" if index < len(pairs) else "validation"].append(entry)
     names = {str(v): n for n, v in labels.items()}
     (folder / "labels.json").write_text(json.dumps(names, indent=1) + "\n", encoding="utf-8")
-    if validationPairs is not None or listOrgans:
+    if validationPairs is not None or listOrgans or annotatedSlices:
         (folder / "datalist.json").write_text(json.dumps({"labels": names, **splits}, indent=1) + "\n",
                                               encoding="utf-8")
     return labels

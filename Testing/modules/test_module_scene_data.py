@@ -198,14 +198,9 @@ def test_a_finished_study_shows_as_a_table_and_a_chart(scene, tmp_path):
         StudyView.readStudy(tmp_path / "nothing")
 
 
-def test_slices_drawn_in_slicers_axial_view_are_the_annotated_axial_slices_whatever_the_storage(scene, tmp_path):
-    """A volume stored LPS-like with j running inferior-superior and 10 degrees oblique: a segment drawn on two
-    axial slices (planes of constant j, the axis closest to S) exports to a case whose annotated mask
-    (``--undrawn-slices unknown``, the engine's own code on the exported files) is exactly those two j planes; the
-    organ lists of ``listOrgans`` name each segmentation's segments, an empty one (truly absent) included."""
-    from sslseg.io.annotation import SliceAnnotation, slices_mask
-    from sslseg.io.pairing import find_labelled_cases, load_case
-
+def liver_on_two_oblique_axial_slices(scene):
+    """(volume node, segmentation node): a (14, 9, 11) volume stored with i R->L, j I->S, k A->P, 10 degrees oblique,
+    its liver drawn on the axial slices j = 2 and j = 6."""
     angle = np.deg2rad(10)
     rotation = np.array([[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]])
     affine = np.eye(4)
@@ -219,6 +214,17 @@ def test_slices_drawn_in_slicers_axial_view_are_the_annotated_axial_slices_whate
     table = LabelTable.from_names({1: "liver", 2: "spleen"})
     segmentation = mrml.labelmap_to_segmentation(scene, Volume(labels, affine), table, reference=volume, name="drawn")
     segmentation.SetNodeReferenceID(SceneData.REFERENCE_ROLE, volume.GetID())
+    return volume, segmentation
+
+
+def test_slices_drawn_in_slicers_axial_view_are_the_annotated_axial_slices_whatever_the_storage(scene, tmp_path):
+    """A volume stored LPS-like with j running inferior-superior and 10 degrees oblique: a segment drawn on two
+    axial slices (planes of constant j, the axis closest to S) exports to a case whose annotated mask
+    (``--undrawn-slices unknown``, the engine's own code on the exported files) is exactly those two j planes; the
+    organ lists of ``listOrgans`` name each segmentation's segments, an empty one (truly absent) included."""
+    from sslseg.io.annotation import SliceAnnotation, slices_mask
+
+    volume, segmentation = liver_on_two_oblique_axial_slices(scene)
     if "spleen" not in mrml.segment_names(segmentation):  # an empty segment: the spleen is truly absent here
         segmentation.GetSegmentation().AddEmptySegment("spleen", "spleen")
     SceneData.exportTrainingPairs([(volume, segmentation)], tmp_path, listOrgans=True)
@@ -238,3 +244,42 @@ def test_the_partial_annotation_options_reach_the_worker_command_line(tmp_path):
     assert "--partial-organs" in args
     plain = Commands.finetuneArgs(tmp_path, tmp_path / "model")
     assert "--undrawn-slices" not in plain and "--partial-organs" not in plain
+
+
+def test_the_panel_leaves_the_learning_rate_to_the_preset_unless_one_is_set(tmp_path):
+    """The panel's "preset's" learning rate (0) sends no --lr, so the engine uses the preset's recipe (tiny: 3e-3
+    with its cosine decay); a rate the user sets reaches the worker as given."""
+    from sslseg.cli.main import build_parser
+
+    default = Commands.finetuneArgs(tmp_path, tmp_path / "model", preset="tiny")
+    assert "--lr" not in default
+    assert build_parser().parse_args(["finetune", *default]).lr is None  # left to the recipe
+    chosen = Commands.finetuneArgs(tmp_path, tmp_path / "model", learningRate=5e-4)
+    assert chosen[chosen.index("--lr") + 1] == "0.0005"
+
+
+def test_a_slice_marked_annotated_in_the_scene_teaches_background_and_is_no_organ(scene, tmp_path):
+    """The liver drawn on the axial slices j = 2 and 6 of the oblique LPS-like volume, and the "Annotated slices"
+    segment painted (a few voxels) on j = 4, where no organ is: the exported case is annotated on exactly the three
+    whole axial planes 2, 4 and 6 (the engine's reading of the datalist), the marker is not a label, and slice 4
+    is all background."""
+    from sslseg.io.annotation import annotated_mask
+
+    volume, segmentation = liver_on_two_oblique_axial_slices(scene)
+    affine = mrml.node_to_volume(volume).affine
+    marker = np.zeros((14, 9, 11), dtype=np.uint8)
+    marker[5:7, 4, 5] = 1
+    painted = mrml.labelmap_to_segmentation(scene, Volume(marker, affine),
+                                            LabelTable.from_names({1: "Annotated slices"}), reference=volume)
+    segmentation.GetSegmentation().CopySegmentFromSegmentation(
+        painted.GetSegmentation(), painted.GetSegmentation().GetNthSegmentID(0))
+    assert SceneData.labelSet([segmentation]) == {"liver": 1}
+    SceneData.exportTrainingPairs([(volume, segmentation)], tmp_path, annotatedSlices=True)
+    (entry,) = json.loads((tmp_path / "datalist.json").read_text())["training"]
+    assert entry["annotated_slices"] == {"axis": "axial", "indices": [2, 4, 6]}
+    assert json.loads((tmp_path / "labels.json").read_text()) == {"1": "liver"}
+    (case,) = find_labelled_cases(tmp_path / "datalist.json")[0]
+    image, exported, _ = load_case(case)
+    mask = annotated_mask(case.annotation, image, exported, case.name)
+    assert np.flatnonzero(mask.any(axis=(0, 2))).tolist() == [2, 4, 6] and mask[:, [2, 4, 6], :].all()
+    assert not exported.array[:, 4, :].any() and exported.array[:, [2, 6], :].any()
