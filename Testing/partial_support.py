@@ -1,5 +1,5 @@
 """The two partial-annotation experiments of the tests and of ``benchmarks/bench_partial.py``, on the labelled
-phantoms (6 mm, ``FINETUNE_GRID``): the same cases annotated partially, trained once as if undrawn meant background
+phantoms (6 mm, ``FINETUNE_GRID``; the organ halves resampled to ``HALVES_SPACING_MM``): the same cases annotated partially, trained once as if undrawn meant background
 and once with the partial options, scored on fully labelled held-out cases.
 
 - **slices**: only the liver, drawn on every 10th axial slice of each training case (a different offset per case);
@@ -21,6 +21,10 @@ from sslseg.io.volume_io import write_volume
 EVERY_NTH_SLICE = 10
 LIVER = 1
 HALVES = ({"liver": 1, "spleen": 2}, {"right_kidney": 3, "left_kidney": 4})
+#: The organ-halves experiment's voxel size: a 32^3 crop at 8 mm spans 256 mm, nearly the whole phantom (312 x 240 x
+#: 204 mm), as a whole-abdomen crop would on a GPU, so each training case's crops show the other case's organs (at
+#: 6 mm a crop spans 192 mm and a case's crops often miss them: the naive loss then learned some of them anyway).
+HALVES_SPACING_MM = 8.0
 
 
 def _write_case(source: Path, name: str, out: Path, keep_values: dict[int, int], slice_filter=None) -> dict:
