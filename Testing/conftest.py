@@ -112,27 +112,46 @@ def run_finetune():
     return run
 
 
-#: The organ-model cohort: 10 labelled phantoms like ``labelled_dir``'s, 8 for training and 2 held out.
-ORGAN_MODEL_CASES = 10
+#: The background organ model of this session (``organ_model_support``), started once tests needing it are collected.
+_ORGAN_MODEL: dict = {}
+
+
+@pytest.hookimpl(trylast=True)  # after ``-m``/``-k`` have deselected
+def pytest_collection_modifyitems(session, config, items):
+    """Tests using ``organ_model`` run last and their model trains in the background meanwhile."""
+    needing = [item for item in items if "organ_model" in getattr(item, "fixturenames", ())]
+    if not needing or config.option.collectonly:
+        return
+    items[:] = [item for item in items if item not in needing] + needing
+    import tempfile
+
+    from organ_model_support import BackgroundOrganModel
+
+    _ORGAN_MODEL["run"] = BackgroundOrganModel(Path(tempfile.mkdtemp(prefix="sslseg-test-organ-model-")))
+
+
+def pytest_sessionfinish(session):
+    import shutil
+
+    background = _ORGAN_MODEL.pop("run", None)
+    if background is not None:
+        background.stop()
+        shutil.rmtree(background.folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def organ_cases(tmp_path_factory) -> Path:
-    """10 labelled synthetic CT phantoms (MSD layout), 6 mm, the grid of ``labelled_dir``."""
-    from sslseg.synth.cohort import write_labelled
+    """10 labelled synthetic CT phantoms (MSD layout), 6 mm, the grid of ``labelled_dir``: the organ model's."""
+    from organ_model_support import write_cases
 
-    folder = tmp_path_factory.mktemp("organ_cases")
-    write_labelled(folder, ORGAN_MODEL_CASES, size=FINETUNE_GRID, spacing=FINETUNE_SPACING_MM, seed=5)
-    return folder
+    background = _ORGAN_MODEL.get("run")
+    return background.cases if background else write_cases(tmp_path_factory.mktemp("organ_cases"))
 
 
 @pytest.fixture(scope="session")
-def organ_model(organ_cases, tmp_path_factory, run_finetune):
+def organ_model(organ_cases):
     """(MODEL_DIR, summary): a tiny UNETR trained 800 steps on 8 of ``organ_cases`` (2 held out), validated every 80
-    steps; it segments all 8 organs of held-out phantoms (mean Dice ~0.87), ~2.5 min on 2 idle CPU cores. Shared by
-    the learning test and the geometry test."""
-    from finetune_support import LEARNING
-
-    out = tmp_path_factory.mktemp("organ_model") / "model"
-    summary = run_finetune(organ_cases, out, epochs=100, val_every=10, val_fraction=0.2, **LEARNING)
-    return out, summary
+    steps; it segments all 8 organs of held-out phantoms (mean Dice ~0.87). Trained in a background process
+    (``organ_model_support``) while the rest of the suite runs; shared by the learning, geometry, retraining and
+    precision tests."""
+    return _ORGAN_MODEL["run"].result()
