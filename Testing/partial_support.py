@@ -1,6 +1,7 @@
 """The two partial-annotation experiments of the tests and of ``benchmarks/bench_partial.py``, on the labelled
-phantoms (6 mm, ``FINETUNE_GRID``; the organ halves resampled to ``HALVES_SPACING_MM``): the same cases annotated partially, trained once as if undrawn meant background
-and once with the partial options, scored on fully labelled held-out cases.
+phantoms (6 mm, ``FINETUNE_GRID``; the organ halves resampled to ``HALVES_SPACING_MM``): the same cases annotated
+partially, trained once as if undrawn meant background and once with the partial options, scored on fully labelled
+held-out cases.
 
 - **slices**: only the liver, drawn on every 10th axial slice of each training case (a different offset per case);
   ``--undrawn-slices unknown`` against ``background``.

@@ -7,7 +7,8 @@ two kidneys, ``--partial-organs`` (marginal loss, Shi et al. 2021) vs the naive 
 the whole phantom (``partial_support.HALVES_SPACING_MM``). Tiny UNETR, 32^3 crops, lr 3e-3 constant, feature size 8,
 2 crops, float32, random initialisation; 2 fully labelled held-out phantoms.
 
-Run alone: ``python -m benchmarks.run partial`` (about 15 minutes on 2 cores).
+Run alone: ``python -m benchmarks.run partial`` (about 25 minutes on 2 cores); ``BENCH_PARTIAL="organ halves"``
+runs one experiment (about 7 minutes).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ EXPERIMENTS = {
     # name: (cohort builder, training cases, steps, voxel size (mm), {variant: extra FinetuneConfig fields})
     "slices": ("slices_cohort", 8, 200, 6.0, {"undrawn slices = background": {},
                                               "--undrawn-slices unknown": {"undrawn_slices": "unknown"}}),
-    "organ halves": ("organ_halves_cohort", 2, 200, 8.0, {"naive (undrawn organs = background)": {},
+    "organ halves": ("organ_halves_cohort", 2, 150, 8.0, {"naive (undrawn organs = background)": {},
                                                           "--partial-organs (marginal)": {"partial_organs": True}}),
 }
 VALIDATE_EVERY_STEPS = 50
@@ -49,7 +50,10 @@ def run() -> BenchResult:
         source = folder / "phantoms"
         write_labelled(source, 10, size=FINETUNE_GRID, spacing=FINETUNE_SPACING_MM, seed=5)
         names = [f"case_{i:03d}" for i in range(10)]
+        chosen = os.environ.get("BENCH_PARTIAL", ",".join(EXPERIMENTS)).split(",")
         for experiment, (builder, train, steps, millimetres, variants) in EXPERIMENTS.items():
+            if experiment not in chosen:
+                continue
             datalist = getattr(partial_support, builder)(source, folder / builder, names[:train], names[8:])
             for number, (variant, extra) in enumerate(variants.items()):
                 curves = []

@@ -205,7 +205,8 @@ def test_the_marginal_loss_learns_organs_each_case_draws_half_of(organ_cases, tm
     datalist = organ_halves_cohort(organ_cases, tmp_path / "cohort", names[:2], names[8:])
     scores = finetune_side_by_side(datalist, tmp_path, {"naive": {}, "marginal": {"partial_organs": True}},
                                    spacing=(HALVES_SPACING_MM,) * 3, max_steps=150, val_every=1000, **LEARNING)
-    kidneys = {loss: (organs["right_kidney"] or 0.0) + (organs["left_kidney"] or 0.0) for loss, organs in scores.items()}
+    kidneys = {loss: (organs["right_kidney"] or 0.0) + (organs["left_kidney"] or 0.0)
+               for loss, organs in scores.items()}
     assert kidneys["naive"] < 0.2 and kidneys["marginal"] > max(0.35, kidneys["naive"] + 0.3), scores
     assert scores["marginal"]["liver"] > 0.7, scores
 

@@ -56,8 +56,8 @@ def register(subparsers) -> None:
         help="fine-tune UNETR for organ segmentation on labelled volumes, from a pretrained ViT encoder",
         description="Train MONAI's UNETR on labelled CT/MR cases, its ViT initialised from a pretrained encoder, "
         "with the transforms and loss of MONAI's UNETR BTCV tutorial (its settings for vit-b, a CPU recipe for tiny); "
-        "validation Dice per organ by "
-        "sliding window; writes a shareable model package. Resumable, DDP-ready (torchrun), progress as JSON lines.",
+        "validation Dice per organ by sliding window; writes a shareable model package. Resumable, DDP-ready "
+        "(torchrun), progress as JSON lines.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

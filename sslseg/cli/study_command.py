@@ -60,7 +60,7 @@ def register(subparsers) -> None:
     group.add_argument("--preset", choices=sorted(PRESETS), help="ViT size (default: the encoders'; vit-b for random)")
     group.add_argument("--patch-size", type=positive_int, metavar="S", help="crop edge (default: the encoders')")
     for option, field, kind, text in (("--feature-size", "feature_size", positive_int, "UNETR decoder width"),
-                                      ("--crops-per-volume", "crops_per_volume", positive_int, "crops per case and step"),
+                                      ("--crops-per-volume", "crops_per_volume", positive_int, "crops per case, step"),
                                       ("--lr", "lr", float, "AdamW learning rate")):
         group.add_argument(option, type=kind, metavar="N" if kind is positive_int else None,
                            help=f"{text} (default per preset, {describe(field)})")

@@ -31,7 +31,8 @@ def add_optimiser_options(parser, d, samples: str, lr_default: str = "") -> None
     parser.add_argument("--max-steps", type=positive_int, metavar="N",
                         help="stop after N optimisation steps in total (default: no limit; without --epochs, "
                         "the run lasts exactly N steps)")
-    parser.add_argument("--lr", type=float, default=d.lr, help=f"AdamW learning rate (default {lr_default or f'{d.lr:g}'})")
+    parser.add_argument("--lr", type=float, default=d.lr,
+                        help=f"AdamW learning rate (default {lr_default or format(d.lr, 'g')})")
     parser.add_argument("--weight-decay", type=float, default=d.weight_decay,
                         help=f"AdamW weight decay (default {d.weight_decay:g})")
     parser.add_argument("--grad-clip", type=float, default=d.grad_clip, metavar="NORM",

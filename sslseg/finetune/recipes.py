@@ -3,8 +3,8 @@ panel use for an option the user leaves out.
 
 - ``vit-b``: MONAI's UNETR BTCV tutorial (1.5 x 1.5 x 2 mm, AdamW lr 1e-4 constant, 4 crops of 96^3 per volume,
   organ and body centres 1:1, decoder width 16), made for a GPU and tens of thousands of steps.
-- ``tiny``: the CPU preset. The tutorial's settings measured not to fit a real CT on 2 CPU cores (README, "Fitting
-  a real CT on a CPU"): a 64^3 crop at 1.5 mm spans 96 mm, less than a liver, so neighbouring organs of equal
+- ``tiny``: the CPU preset. The tutorial's settings measured not to fit a real CT on 2 CPU cores (README, "Fitting a
+  real CT on a CPU"): a 64^3 crop at 1.5 mm spans 96 mm, less than a liver, so neighbouring organs of equal
   density are told apart by nothing in view; at lr 1e-4 it learns in thousands of steps, and at a constant 3e-3 the
   Dice swings by 0.2 between checks. Its recipe: 3 x 3 x 2 mm (a 192 mm field, as TotalSegmentator's ``--fast``
   3 mm model), lr 3e-3 with a 50-step warm-up and a cosine decay, crops centred on each class equally often (small
@@ -40,7 +40,7 @@ def with_recipe(config, preset: str):
 
 
 def describe(field: str) -> str:
-    """``tiny: 3e-3, vit-b: 1e-4`` — a setting's default per preset, for help texts."""
+    """``vit-b: 0.0001, tiny: 0.003`` — a setting's default per preset, for help texts."""
     return ", ".join(f"{preset}: {_text(values[field])}" for preset, values in RECIPES.items())
 
 

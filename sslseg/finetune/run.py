@@ -186,9 +186,8 @@ def starting_choice(config: FinetuneConfig, start: StartingModel) -> EncoderChoi
     for name, kept in (("spacing", start.settings.spacing_mm), ("ct_window", start.settings.ct_window),
                        ("feature_size", start.feature_size)):
         given, default = getattr(config, name), getattr(defaults, name)
-        # set by the user (not left to the default) and not the package's value
-        if given is not None and _as_tuple(given) not in (_as_tuple(kept),) + ((_as_tuple(default),) if default
-                                                                                  is not None else ()):
+        user_set = given is not None and (default is None or _as_tuple(given) != _as_tuple(default))
+        if user_set and _as_tuple(given) != _as_tuple(kept):
             ignored.append(f"--{name.replace('_', '-')}")
     if ignored:
         log.warning("%s: the model package's own values are used (%s); a retrained model keeps its preprocessing "
