@@ -15,9 +15,9 @@ LEARNING = dict(lr=3e-3, crops_per_volume=2, feature_size=8)
 #: Tiny UNETR on 32^3 crops of the 6 mm phantoms: a fraction of a second per step on 2 CPU cores. The learning rate,
 #: its schedule and the crop draw are pinned to those the tests were measured with (MONAI's tutorial's), not left to
 #: the tiny preset's recipe (``sslseg.finetune.recipes``; its own tests: ``test_finetune_recipes.py``).
-FINETUNE_TINY = dict(preset="tiny", patch_size=32, feature_size=8, crops_per_volume=2, spacing=(6.0, 6.0, 6.0),
-                     lr=1e-4, lr_schedule="constant", warmup_steps=0, crop_centres="pos-neg",
-                     workers=0, checkpoint_every=0, events=None, amp="off")
+FINETUNE_TINY = dict(preset="tiny", patch_size=32, feature_size=8, crops_per_volume=2,
+                     spacing=(FINETUNE_SPACING_MM,) * 3, lr=1e-4, lr_schedule="constant", warmup_steps=0,
+                     crop_centres="pos-neg", workers=0, checkpoint_every=0, events=None, amp="off")
 
 
 def finetune_side_by_side(data_dir: Path, out: Path, variants: dict[str, dict], **settings) -> dict[str, dict]:

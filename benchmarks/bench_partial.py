@@ -23,32 +23,28 @@ from pathlib import Path
 from benchmarks.result import BenchResult
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "Testing"))  # the tests' cohorts and settings: the experiments are theirs
+import partial_support  # noqa: E402
+from finetune_support import FINETUNE_GRID, FINETUNE_SPACING_MM, FINETUNE_TINY, LEARNING  # noqa: E402
+from pretrain_support import one_torch_thread  # noqa: E402
+
 SEEDS = (0, 1, 2, 3, 4)
 EXPERIMENTS = {
     # name: (cohort builder, training cases, steps, voxel size (mm), {variant: extra FinetuneConfig fields})
-    "slices": ("slices_cohort", 8, 200, 6.0, {"undrawn slices = background": {},
-                                              "--undrawn-slices unknown": {"undrawn_slices": "unknown"}}),
-    "organ halves": ("organ_halves_cohort", 2, 150, 8.0, {"naive (undrawn organs = background)": {},
-                                                          "--partial-organs (marginal)": {"partial_organs": True}}),
+    "slices": ("slices_cohort", 8, 200, FINETUNE_SPACING_MM, {
+        "undrawn slices = background": {}, "--undrawn-slices unknown": {"undrawn_slices": "unknown"}}),
+    "organ halves": ("organ_halves_cohort", 2, 150, partial_support.HALVES_SPACING_MM, {
+        "naive (undrawn organs = background)": {}, "--partial-organs (marginal)": {"partial_organs": True}}),
 }
 VALIDATE_EVERY_STEPS = 50
 
 
 def run() -> BenchResult:
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the tests train (finetune_side_by_side): their seed-0 figures are these runs'
-    try:
+    with one_torch_thread():  # as the tests train (finetune_side_by_side): their seed-0 figures are these runs'
         return _run()
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run() -> BenchResult:
-    sys.path.insert(0, str(HERE.parent / "Testing"))
-    import partial_support
-    from finetune_support import FINETUNE_GRID, FINETUNE_SPACING_MM, FINETUNE_TINY, LEARNING
     from sslseg.finetune.config import FinetuneConfig
     from sslseg.finetune.run import finetune
     from sslseg.synth.cohort import write_labelled
