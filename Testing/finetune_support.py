@@ -17,7 +17,7 @@ LEARNING = dict(lr=3e-3, crops_per_volume=2, feature_size=8)
 #: the tiny preset's recipe (``sslseg.finetune.recipes``; its own tests: ``test_finetune_recipes.py``).
 FINETUNE_TINY = dict(preset="tiny", patch_size=32, feature_size=8, crops_per_volume=2,
                      spacing=(FINETUNE_SPACING_MM,) * 3, lr=1e-4, lr_schedule="constant", warmup_steps=0,
-                     crop_centres="pos-neg", workers=0, checkpoint_every=0, events=None, amp="off")
+                     crop_centres="pos-neg", output_bias="random", workers=0, checkpoint_every=0, events=None, amp="off")
 
 
 def finetune_side_by_side(data_dir: Path, out: Path, variants: dict[str, dict], **settings) -> dict[str, dict]:

@@ -7,10 +7,11 @@ generalises. Random initialisation, tiny preset (64^3 crops), float32.
 
 Variants (``VARIANTS``): the tiny preset's defaults (its recipe, ``sslseg.finetune.recipes``: ``--spacing 3 3 2``
 so a 64^3 crop spans 192 mm in-plane, class-balanced crop centres, lr 3e-3 with 50 warm-up steps and a cosine decay,
-feature size 8, 2 crops per step) and MONAI's tutorial settings (the vit-b recipe: 1.5 x 1.5 x 2 mm, so a tiny crop
-spans 96 mm, organ/body centres 1:1, constant lr 1e-4, feature size 16, 4 crops), which were the defaults of every
-preset before. ``BENCH_REAL_FIT=defaults`` runs the defaults alone (about 15 minutes per seed on 2 cores; the
-tutorial's settings take about 70 more); ``BENCH_REAL_FIT_SEEDS=0,1,2`` runs seeds 0, 1 and 2 (default: 0 alone).
+feature size 8, 2 crops per step, the head's bias at the class priors) and MONAI's tutorial settings (the vit-b
+recipe: 1.5 x 1.5 x 2 mm, so a tiny crop spans 96 mm, organ/body centres 1:1, constant lr 1e-4, feature size 16, 4
+crops, PyTorch's head), which were the defaults of every preset before. ``BENCH_REAL_FIT=defaults`` runs the
+defaults alone (about 15 minutes per seed on 2 cores; the tutorial's settings take about 70 more);
+``BENCH_REAL_FIT_SEEDS=0,1,2`` runs seeds 0, 1 and 2 (default: 0 alone).
 
 Run: ``python -m benchmarks.run real_fit``.
 """

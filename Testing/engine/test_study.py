@@ -135,3 +135,21 @@ def test_a_two_cell_micro_study_resumes_and_its_shards_merge_to_the_same_result(
     assert merged["summary"] == data["summary"]
     for mine, theirs in zip(merged["cells"], data["cells"]):
         assert mine["held_out"] == theirs["held_out"]
+
+
+def test_a_study_planned_before_a_setting_existed_continues_only_with_that_settings_old_value(tmp_path):
+    """A plan.json written before ``output_bias`` existed ran every cell with PyTorch's random head: continuing it
+    with the tiny recipe's prior would mix two trainings in one table, so it is refused, naming the setting; given
+    its old value, it continues."""
+    from sslseg.study.run import PLAN, checked_plan
+
+    def plan(**finetune) -> StudyPlan:
+        return StudyPlan(data_dir="d", inits=initialisations([]), case_counts=[1], seeds=1, subset_seed=0,
+                         held_out=["a"], pool=["b"], finetune={"preset": "tiny", "lr": None, **finetune})
+
+    old = plan().to_json()
+    (tmp_path / PLAN).write_text(json.dumps(old))
+    with pytest.raises(SSLSegError, match=r"planned differently \(finetune\.output_bias differ\)"):
+        checked_plan(tmp_path, plan(output_bias=None))
+    checked_plan(tmp_path, plan(output_bias="random", device="cuda"))  # the old value; the device may differ
+    assert json.loads((tmp_path / PLAN).read_text()) == old  # the study's own plan is kept

@@ -6,7 +6,7 @@ import argparse
 
 from sslseg.cli.training_options import (add_intensity_options, add_optimiser_options, add_run_options,
                                           config_from_args, non_negative_int, positive_int)
-from sslseg.finetune.config import CROP_CENTRES, UNDRAWN_SLICES, FinetuneConfig
+from sslseg.finetune.config import CROP_CENTRES, OUTPUT_BIASES, UNDRAWN_SLICES, FinetuneConfig
 from sslseg.finetune.recipes import as_options, describe
 from sslseg.io.annotation import AXES
 from sslseg.training.lr_schedule import SCHEDULES
@@ -89,6 +89,11 @@ def register(subparsers) -> None:
                         help="pos-neg: half the crops centred on organ voxels, half on body voxels (MONAI's "
                         "tutorial); classes: background and each organ equally likely as a centre, so small organs "
                         f"are seen as often as large ones (default per preset, {describe('crop_centres')})")
+    parser.add_argument("--output-bias", choices=OUTPUT_BIASES,
+                        help="the segmentation head's starting bias: random (PyTorch's, MONAI's tutorial) or prior "
+                        "(log of each class's share of the training voxels, so a small organ starts as rare as it "
+                        "is; a --from-model run keeps its package's head) "
+                        f"(default per preset, {describe('output_bias')})")
     parser.add_argument("--lr-schedule", choices=SCHEDULES,
                         help="constant: --lr throughout (MONAI's tutorial, made for tens of thousands of steps); "
                         "cosine: --lr decaying to 0 at the run's last step (--max-steps / --epochs), so a short "

@@ -9,14 +9,15 @@ from pathlib import Path
 from sslseg.cli.finetune_command import millimetres
 from sslseg.cli.training_options import add_intensity_options, non_negative_int, positive_int
 from sslseg.errors import SSLSegError
-from sslseg.finetune.config import CROP_CENTRES, FinetuneConfig
+from sslseg.finetune.config import CROP_CENTRES, OUTPUT_BIASES, FinetuneConfig
 from sslseg.finetune.recipes import describe
 from sslseg.training.lr_schedule import SCHEDULES
 
 DEFAULT_STEPS = 500
 #: The fine-tuning options a study passes to every cell.
 FINETUNE_OPTIONS = ("preset", "patch_size", "feature_size", "crops_per_volume", "max_steps", "lr", "spacing",
-                    "ct_window", "modality", "device", "amp", "workers", "lr_schedule", "warmup_steps", "crop_centres")
+                    "ct_window", "modality", "device", "amp", "workers", "lr_schedule", "warmup_steps", "crop_centres",
+                    "output_bias")
 
 EPILOG = f"""\
 every cell (N, initialisation, seed) is a fine-tuning with the same budget (--max-steps, default {DEFAULT_STEPS}) on
@@ -72,6 +73,8 @@ def register(subparsers) -> None:
                        help=f"as for `sslseg finetune` (default per preset, {describe('warmup_steps')})")
     group.add_argument("--crop-centres", choices=CROP_CENTRES,
                        help=f"as for `sslseg finetune` (default per preset, {describe('crop_centres')})")
+    group.add_argument("--output-bias", choices=OUTPUT_BIASES,
+                       help=f"as for `sslseg finetune` (default per preset, {describe('output_bias')})")
     add_intensity_options(group, d, "MONAI's UNETR tutorial")
     group.add_argument("--device", default=d.device, help="auto, cuda, cuda:N, mps or cpu (default auto)")
     group.add_argument("--amp", default=d.amp, choices=("auto", "bf16", "fp16", "off"),

@@ -10,10 +10,11 @@ from sslseg.training.run_dir import LOSS_CURVE
 
 #: Fine-tuning settings for a CPU demo: AdamW lr 3e-3 (the tutorial's 1e-4 needs thousands of steps), 2 crops per
 #: volume, UNETR feature size 8 (the tutorial's 16 doubles the decoder's cost).
-#: The settings the demo's Dice was measured with on the 5 mm phantoms (a constant rate and the tutorial's crop draw,
-#: not the tiny recipe's cosine and class-balanced draw, which were measured on a real CT: ``sslseg.finetune.recipes``).
+#: The settings the demo's Dice was measured with on the 5 mm phantoms (a constant rate, the tutorial's crop draw and
+#: PyTorch's head, not the tiny recipe's cosine, class-balanced draw and prior head, which were measured on a real
+#: CT: ``sslseg.finetune.recipes``).
 DEMO_LEARNING = dict(lr=3e-3, crops_per_volume=2, feature_size=8, lr_schedule="constant", warmup_steps=0,
-                     crop_centres="pos-neg")
+                     crop_centres="pos-neg", output_bias="random")
 
 
 def pretrain_encoder(context: DemoContext) -> None:

@@ -1,7 +1,7 @@
 """Every setting of a fine-tuning run, with the defaults of the CLI and the Slicer panel (MONAI's UNETR BTCV
-tutorial where it has one: weight decay 1e-5, -175..250 HU). The voxel size, learning rate and its schedule, crops and
-decoder width default to the preset's recipe (:mod:`sslseg.finetune.recipes`: the tutorial's for ``vit-b``, a CPU
-recipe for ``tiny``), filled in once the encoder has fixed the preset."""
+tutorial where it has one: weight decay 1e-5, -175..250 HU). The voxel size, learning rate and its schedule, crops,
+decoder width and the head's starting bias default to the preset's recipe (:mod:`sslseg.finetune.recipes`: the
+tutorial's for ``vit-b``, a CPU recipe for ``tiny``), filled in once the encoder has fixed the preset."""
 
 from __future__ import annotations
 
@@ -15,18 +15,20 @@ from sslseg.training.settings import common_problems, refuse_output_inside_data,
 
 #: Crop-centre draws (:mod:`sslseg.finetune.crops`; kept here so the config needs no torch import).
 CROP_CENTRES = ("pos-neg", "classes")
+#: The output head's starting bias (:mod:`sslseg.finetune.output_prior`).
+OUTPUT_BIASES = ("prior", "random")
 
 #: Settings that define what is trained: a resumed run must use the same values (others may change on resume).
 IDENTITY_FIELDS = (
     "preset", "patch_size", "feature_size", "crops_per_volume", "batch_size", "lr", "weight_decay", "grad_clip",
     "seed", "val_fraction", "spacing", "ct_window", "modality", "only_cases", "from_model", "undrawn_slices",
-    "slice_axis", "partial_organs", "crop_centres", "lr_schedule", "warmup_steps",
+    "slice_axis", "partial_organs", "crop_centres", "lr_schedule", "warmup_steps", "output_bias",
 )
 #: Identity fields left out of a checkpoint's identity while they hold these values (their meaning before they
 #: existed), so checkpoints written before them still resume.
 NEW_FIELD_DEFAULTS = {"only_cases": None, "from_model": None, "undrawn_slices": "background", "slice_axis": "axial",
                       "partial_organs": False, "crop_centres": "pos-neg",
-                      "lr_schedule": "constant", "warmup_steps": 0}
+                      "lr_schedule": "constant", "warmup_steps": 0, "output_bias": "random"}
 UNDRAWN_SLICES = ("background", "unknown")
 
 
@@ -46,6 +48,9 @@ class FinetuneConfig:
         crops_per_volume: random crops per volume and step (the tutorial's 4, the tiny recipe's 2).
         crop_centres: ``pos-neg`` (the tutorial: organ and body voxels 1:1) or ``classes`` (background and each
             organ equally likely; :mod:`sslseg.finetune.crops`).
+        output_bias: the segmentation head's starting bias: ``random`` (PyTorch's, the tutorial) or ``prior`` (log
+            of each class's share of the training voxels; :mod:`sslseg.finetune.output_prior`). A ``from_model``
+            run keeps its package's head.
         epochs, max_steps: training length (:func:`sslseg.training.loop.planned_epochs`): with both, whichever ends
             first; ``epochs`` None: as many as ``max_steps`` needs, or ``DEFAULT_EPOCHS`` without it.
         batch_size: volumes per optimisation step in each process (each gives ``crops_per_volume`` crops).
@@ -80,6 +85,7 @@ class FinetuneConfig:
     feature_size: int | None = None
     crops_per_volume: int | None = None
     crop_centres: str | None = None
+    output_bias: str | None = None
     epochs: int | None = None
     max_steps: int | None = None
     batch_size: int = 1
@@ -122,6 +128,7 @@ class FinetuneConfig:
             (self.undrawn_slices not in UNDRAWN_SLICES, f"--undrawn-slices is one of {', '.join(UNDRAWN_SLICES)}"),
             (self.slice_axis not in AXES, f"--slice-axis is one of {', '.join(AXES)}"),
             (given.crop_centres not in CROP_CENTRES, f"--crop-centres is one of {', '.join(CROP_CENTRES)}"),
+            (given.output_bias not in OUTPUT_BIASES, f"--output-bias is one of {', '.join(OUTPUT_BIASES)}"),
             (given.lr_schedule not in SCHEDULES, f"--lr-schedule is one of {', '.join(SCHEDULES)}"),
             (given.warmup_steps < 0, "--warmup-steps must be >= 0"),
         ], "finetune")

@@ -18,13 +18,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 #: The settings a recipe gives (FinetuneConfig fields that are None until the preset is known).
-RECIPE_FIELDS = ("spacing", "lr", "lr_schedule", "warmup_steps", "feature_size", "crops_per_volume", "crop_centres")
+RECIPE_FIELDS = ("spacing", "lr", "lr_schedule", "warmup_steps", "feature_size", "crops_per_volume", "crop_centres",
+                 "output_bias")
 
 RECIPES: dict[str, dict] = {
     "vit-b": {"spacing": (1.5, 1.5, 2.0), "lr": 1e-4, "lr_schedule": "constant", "warmup_steps": 0,
-              "feature_size": 16, "crops_per_volume": 4, "crop_centres": "pos-neg"},
+              "feature_size": 16, "crops_per_volume": 4, "crop_centres": "pos-neg", "output_bias": "random"},
     "tiny": {"spacing": (3.0, 3.0, 2.0), "lr": 3e-3, "lr_schedule": "cosine", "warmup_steps": 50,
-             "feature_size": 8, "crops_per_volume": 2, "crop_centres": "classes"},
+             "feature_size": 8, "crops_per_volume": 2, "crop_centres": "classes", "output_bias": "prior"},
 }
 
 

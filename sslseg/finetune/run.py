@@ -26,6 +26,7 @@ from sslseg.finetune.config import FinetuneConfig
 from sslseg.finetune.crops import LabelledCrops, tutorial_transforms
 from sslseg.finetune.encoder import EncoderChoice, choose_encoder
 from sslseg.finetune.from_model import StartingModel, load_starting_weights, read_starting_model
+from sslseg.finetune.output_prior import class_shares, set_prior_bias
 from sslseg.finetune.partial_loss import DESCRIPTION as PARTIAL_LOSS, partial_dice_ce
 from sslseg.finetune.recipes import with_recipe
 from sslseg.finetune.validation import DiceValidation
@@ -98,7 +99,8 @@ def _run(config: FinetuneConfig, session: Session) -> dict:
                        dist.world_size, barrier=lambda: distributed.barrier(dist), only_cases=config.only_cases,
                        base_labels=start.labels if start else None, partial=partial_options(config))
 
-    model, encoder = _model(config, choice, len(cases.labels) + 1, device, feature_size, start)
+    model, encoder = _model(config, choice, len(cases.labels) + 1, device, feature_size, start,
+                            _output_shares(config, cases, start))
     events.emit("encoder", **encoder)
     if dist.is_main:
         log.info("encoder: %s", encoder["summary"])
@@ -154,6 +156,14 @@ def _run(config: FinetuneConfig, session: Session) -> dict:
     return report_done(session, {**outputs.finish(state, model), "compute": compute})
 
 
+def _output_shares(config: FinetuneConfig, cases: CaseSet, start: StartingModel | None):
+    """(C,) class shares of the training voxels for the head's starting bias, or None (``--output-bias random``, or a
+    ``--from-model`` run, whose head is the package's)."""
+    if config.output_bias != "prior" or start is not None:
+        return None
+    return class_shares(cases.train, [cases.lut(c) for c in cases.train], len(cases.labels) + 1)
+
+
 def crop_classes(config: FinetuneConfig, cases: CaseSet) -> int | None:
     """The class count for class-balanced crop centres (background included), or None for the tutorial's draw."""
     return len(cases.labels) + 1 if config.crop_centres == "classes" else None
@@ -200,12 +210,14 @@ def _as_tuple(value) -> tuple:
 
 
 def _model(config: FinetuneConfig, choice: EncoderChoice, out_channels: int, device, feature_size: int,
-           start: StartingModel | None = None):
+           start: StartingModel | None = None, shares=None):
     """UNETR (seeded: the same initial weights in every process) with the encoder transferred into its ViT (or the
-    whole starting model's weights); and the provenance entry saying where the weights came from and what the
-    transfer did."""
+    whole starting model's weights), its head's bias at log(``shares``) when given ((C,) class shares); and the
+    provenance entry saying where the weights came from and what the transfer did."""
     torch.manual_seed(config.seed)
     model = build_unetr(choice.preset, out_channels, feature_size)
+    if shares is not None:
+        set_prior_bias(model, shares)
     encoder = dict(choice.origin)
     if start is not None:
         report = load_starting_weights(model, start.package.state_dict)
@@ -280,7 +292,7 @@ class _Outputs:
                     "crops_per_volume": c.crops_per_volume, "global_batch_crops": self.sampler.global_batch *
                     c.crops_per_volume, "patch_size": self.preset.img_size, "optimizer": "AdamW", "lr": c.lr,
                     "lr_schedule": c.lr_schedule, "warmup_steps": c.warmup_steps, "weight_decay": c.weight_decay,
-                    "grad_clip": c.grad_clip,
+                    "grad_clip": c.grad_clip, "output_bias": "package's" if c.from_model else c.output_bias,
                     "loss": PARTIAL_LOSS if self.cases.partial else "monai DiceCELoss(to_onehot_y=True, softmax=True)",
                     "partial_annotations": partial_summary(self.cases),
                     "augmentation": describe_transforms(tutorial_transforms(

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sslseg.errors import SSLSegError
+from sslseg.finetune.config import NEW_FIELD_DEFAULTS
 from sslseg.io.pairing import find_labelled_cases
 from sslseg.package.files import write_json
 from sslseg.study.cell import CELL_RESULT, CELLS, is_done, run_cell
@@ -108,10 +109,11 @@ def checked_plan(study_dir: Path, plan: StudyPlan) -> None:
 
 
 def _compared(plan: dict) -> dict:
-    """A plan as JSON, without the machine settings (a shard may run on another device)."""
+    """A plan as flat JSON (``finetune.lr``, ...), without the machine settings (a shard may run on another device);
+    a fine-tuning setting a plan predates counts as its value from before it existed."""
     plan = json.loads(json.dumps(plan))
-    plan["finetune"] = {k: v for k, v in plan.get("finetune", {}).items() if k not in MACHINE_SETTINGS}
-    return plan
+    finetune = {**NEW_FIELD_DEFAULTS, **plan.pop("finetune", {})}
+    return {**plan, **{f"finetune.{k}": v for k, v in finetune.items() if k not in MACHINE_SETTINGS}}
 
 
 def study(config: StudyConfig) -> dict:
