@@ -181,7 +181,10 @@ def test_segmentation_panel_story_train_segment_replace_compare(slicer_runtime, 
         wait_until(slicer, lambda: first.state.finished, 300)
         assert first.state.value == "done", first.log_text
         result = p.predictedSegmentation
-        assert result is first.imported and "liver" in mrml.segment_names(result)
+        # a one-step model: which organs it paints is chance, that they carry the model's organ names is not
+        organs = {label["name"] for label in json.loads((tmp_path / "model" / "model.json").read_text())["labels"]}
+        assert result is first.imported and 0 < len(mrml.segment_names(result))
+        assert set(mrml.segment_names(result)) <= organs and "liver" in organs
         assert first.argv[first.argv.index("--overlap") + 1] == "0.25" and "--largest-component" not in first.argv
 
         result.GetSegmentation().AddEmptySegment("scribble", "scribble")
