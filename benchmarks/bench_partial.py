@@ -13,7 +13,6 @@ runs one experiment (about 6 minutes).
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
@@ -21,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.result import BenchResult
+from benchmarks.run_events import read_events, validations
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "Testing"))  # the tests' cohorts and settings: the experiments are theirs
@@ -70,7 +70,7 @@ def _run() -> BenchResult:
                     finetune(FinetuneConfig(
                         data_dir=str(datalist), out_dir=str(out), encoder="none", max_steps=steps,
                         val_every=VALIDATE_EVERY_STEPS // train, seed=seed, device="cpu", **settings, **extra))
-                    curves.append(_validations(out))
+                    curves.append(validations(read_events(out)))
                     print(f"  {experiment} / {variant} / seed {seed}: {curves[-1][-1]}", flush=True)
                 table.rows += _rows(experiment, variant, curves)
     table.notes += [
@@ -80,13 +80,6 @@ def _run() -> BenchResult:
         f"1-minute load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.",
     ]
     return table
-
-
-def _validations(model_dir: Path) -> list[tuple[int, dict]]:
-    """(step, Dice per organ) of each validation of a run."""
-    events = [json.loads(line) for line in (model_dir / "events.jsonl").read_text().splitlines()]
-    return [(e["step"], e["val_dice_per_organ"]) for e in events
-            if e.get("event") == "epoch" and e.get("val_dice") is not None]
 
 
 def _rows(experiment: str, variant: str, curves: list) -> list[list]:

@@ -42,7 +42,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.result import BenchResult
+from benchmarks.run_events import read_events
 from sslseg.training.compute import cpu_class
+from sslseg.training.run_dir import EVENTS
 
 #: Synthetic CTs: a 256 x 256 x 160 grid of 1.4 x 1.4 x 2.5 mm (about 0.6-0.9 s of load + resample + scale + crop each
 #: on this CPU; a real 512^2 CT costs 2-4 times more, which only makes the plain loop slower).
@@ -113,9 +115,9 @@ def _ours(spec: dict) -> dict:
     pretrain(PretrainConfig(
         data_dir=spec["data"], out_dir=str(out), preset=spec["preset"], patch_size=spec["patch"],
         batch_size=spec["batch"], epochs=spec["epochs"], seed=0, grad_clip=0.0, val_every=0, val_fraction=0.0,
-        checkpoint_every=0, workers=spec["workers"], events=str(out / "events.jsonl"), overwrite=True, amp="off",
+        checkpoint_every=0, workers=spec["workers"], events=str(out / EVENTS), overwrite=True, amp="off",
     ))
-    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    events = read_events(out)
     epochs = [e for e in events if e["event"] == "epoch"]
     began, trained = (next(e["time"] for e in events if e["event"] == kind) for kind in ("stage", "start"))
     return {"start": start, "epoch_ends": [e["time"] for e in epochs], "losses": [e["train_loss"] for e in epochs],

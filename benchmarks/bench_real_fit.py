@@ -23,8 +23,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from benchmarks.bench_partial import _validations
 from benchmarks.result import BenchResult
+from benchmarks.run_events import read_events, validations
 from sslseg.finetune.recipes import RECIPES
 
 HERE = Path(__file__).resolve().parent
@@ -88,12 +88,12 @@ def _three_organ_datalist(folder: Path) -> Path:
 
 
 def _rows(model_dir: Path) -> list[list]:
-    events = [json.loads(line) for line in (model_dir / "events.jsonl").read_text().splitlines()]
+    events = read_events(model_dir)
     start = next(e["time"] for e in events if e.get("event") == "epoch")
     minutes = {e["step"]: (e["time"] - start) / 60 for e in events if e.get("event") == "epoch"}
-    validations = _validations(model_dir)
-    passed = [i for i, (_, dice) in enumerate(validations) if _all_pass(dice)]
-    shown = validations[passed[0]:] if passed else validations[-3:]
+    checks = validations(events)
+    passed = [i for i, (_, dice) in enumerate(checks) if _all_pass(dice)]
+    shown = checks[passed[0]:] if passed else checks[-3:]
     return [[step, f"{minutes[step]:.1f}", *(f"{dice[o]:.2f}" for o in ORGANS),
              "yes" if _all_pass(dice) else "no"] for step, dice in shown]
 
